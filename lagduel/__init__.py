@@ -1,0 +1,3 @@
+"""lagduel: Knative Eventing vs OpenFaaS+KEDA for Kafka stream processing, measured."""
+
+__version__ = "0.1.0"

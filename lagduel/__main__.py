@@ -1,0 +1,3 @@
+from lagduel.cli import main
+
+main()

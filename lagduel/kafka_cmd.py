@@ -1,0 +1,88 @@
+"""`lagduel kafka up | down | status`: a real broker left running in the background."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from pipeline.broker import BrokerError
+from pipeline.broker.locate import BackgroundBroker, open_kafka, run_background
+from pipeline.settings import read_environment
+
+
+def broker_failure(exc: BrokerError) -> click.ClickException:
+    """One line naming the cause, then where the log is and its tail."""
+    return click.ClickException(exc.details())
+
+
+@click.group()
+def kafka() -> None:
+    """Manage the embedded Apache Kafka broker (single-node KRaft, no Docker needed)."""
+
+
+@kafka.command()
+def up() -> None:
+    """Start a broker in the background and print its bootstrap address.
+
+    The broker's jars are resolved from Maven Central on first use and cached per Kafka
+    version (LAGDUEL_CACHE_DIR, default ~/.cache/lagduel), so later starts are offline.
+    Uses KAFKA_HOME instead when it points to a Kafka distribution.
+    """
+    env = read_environment()
+    started = time.monotonic()
+    try:
+        state = run_background(env)
+    except BrokerError as exc:
+        raise broker_failure(exc) from None
+    click.echo(state.bootstrap)
+    click.echo(f"Kafka {state.version} running (pid {state.pid}, ready in {time.monotonic() - started:.1f} s); "
+               f"log: {state.log}; stop with `lagduel kafka down`", err=True)
+
+
+@kafka.command()
+def down() -> None:
+    """Stop the background broker and delete its data."""
+    env = read_environment()
+    state = BackgroundBroker.read(env)
+    if state is None:
+        click.echo("no background broker is running", err=True)
+        return
+    state.stop(env)
+    click.echo(f"stopped Kafka at {state.bootstrap} (pid {state.pid})", err=True)
+
+
+@kafka.command()
+@click.option("--bootstrap", envvar="LAGDUEL_BOOTSTRAP", help="Kafka to inspect (default: the background broker).")
+def status(bootstrap: str | None) -> None:
+    """Show the broker's version, topics and consumer groups."""
+    env = read_environment()
+    state = BackgroundBroker.read(env)
+    if not bootstrap and state is None:
+        raise click.ClickException("no background broker is running: start one with `lagduel kafka up` or give --bootstrap")
+    kafka_ = open_kafka(env, bootstrap) if bootstrap else None
+    address = bootstrap or state.bootstrap  # type: ignore[union-attr]
+    version = state.version if state and not bootstrap else "unknown (external broker)"
+    admin = AdminClient({"bootstrap.servers": address})
+    try:
+        md = admin.list_topics(timeout=5)
+        groups = admin.list_consumer_groups(request_timeout=5).result()
+    except KafkaException as exc:
+        raise click.ClickException(f"the broker at {address} does not answer: {exc}") from None
+    finally:
+        if kafka_:
+            kafka_.close()
+    click.echo(f"bootstrap: {address}")
+    click.echo(f"version:   {version}")
+    if state and not bootstrap:
+        click.echo(f"pid:       {state.pid}\nlog:       {state.log}")
+    topics = sorted(t for t in md.topics if not t.startswith("__"))
+    click.echo(f"topics ({len(topics)}):")
+    for t in topics:
+        click.echo(f"  {t}  [{len(md.topics[t].partitions)} partitions]")
+    names = sorted(g.group_id for g in groups.valid)
+    click.echo(f"consumer groups ({len(names)}):")
+    for g in names:
+        click.echo(f"  {g}")

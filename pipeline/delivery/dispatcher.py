@@ -1,0 +1,248 @@
+"""KafkaDispatcher: consume, hand each record to a handler, produce what it returns, commit in order.
+
+Ordered mode keeps one record in flight per partition (knative.md §1.4, OrderedConsumerVerticle);
+unordered mode keeps at most `max_in_flight` records in flight per dispatcher (UnorderedConsumerVerticle,
+max.poll.records = 50). Either way the commit position is the contiguous handled prefix (OffsetManager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from pipeline.delivery.offsets import OffsetTracker
+from pipeline.events import KafkaRecord
+from pipeline.kafka import KafkaSettings
+
+log = logging.getLogger("lagduel.delivery")
+_IDLE_POLL_S = 0.005
+_RETRY_HANDLER_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Produce:
+    """A record the dispatcher must get acknowledged before the input record counts as handled."""
+
+    topic: str
+    record: KafkaRecord
+
+
+Handler = Callable[[Message], Awaitable[Sequence[Produce]]]
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    group: str
+    topics: tuple[str, ...]
+    ordering: Literal["ordered", "unordered"] = "unordered"
+    max_in_flight: int = 50
+    commit_interval_s: float = 1.0
+    client_id: str = "lagduel-dispatcher"
+    drain_timeout_s: float = 30.0
+
+
+@dataclass
+class DispatcherStats:
+    consumed: int = 0
+    in_flight: int = 0
+    handled: int = 0
+    produced: int = 0
+    handler_errors: int = 0
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class KafkaDispatcher:
+    def __init__(self, settings: KafkaSettings, config: DispatcherConfig, handler: Handler) -> None:
+        self.config = config
+        self.stats = DispatcherStats()
+        self._settings = settings.with_client_id(config.client_id)
+        self._handler = handler
+        self._stopping = asyncio.Event()
+        self._trackers: dict[tuple[str, int], OffsetTracker] = {}
+        self._queues: dict[tuple[str, int], deque[Message]] = {}
+        self._busy: set[tuple[str, int]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        self._consumer = Consumer(self._settings.consumer(self.config.group))
+        self._producer = Producer(self._settings.producer())
+        self._consumer.subscribe(list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)
+        pump = asyncio.create_task(self._pump_producer())
+        try:
+            await self._consume_loop()
+            await self._drain()
+        finally:
+            self._commit(sync=True)
+            pump.cancel()
+            self._producer.flush(10)
+            self._consumer.close()
+
+    # consumption -------------------------------------------------------------
+
+    async def _consume_loop(self) -> None:
+        assert self._consumer is not None
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + self.config.commit_interval_s
+        while not self._stopping.is_set():
+            room = self._room()
+            msgs = self._consumer.consume(num_messages=room, timeout=0) if room else []
+            for msg in msgs:
+                self._accept(msg)
+            if loop.time() >= next_commit:
+                self._commit(sync=False)
+                next_commit = loop.time() + self.config.commit_interval_s
+            await asyncio.sleep(0 if msgs else _IDLE_POLL_S)
+
+    def _room(self) -> int:
+        # Ordered mode buffers per partition; bound the buffer so a slow sink pauses fetching.
+        return max(self.config.max_in_flight - self.stats.in_flight - self._buffered(), 0)
+
+    def _buffered(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+    def _accept(self, msg: Message) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error on %s: %s", self.config.group, err)
+            return
+        tp = (msg.topic(), msg.partition())
+        tracker = self._trackers.setdefault(tp, OffsetTracker())
+        tracker.track(msg.offset())
+        self.stats.consumed += 1
+        if self.config.ordering == "ordered":
+            self._queues.setdefault(tp, deque()).append(msg)
+            self._kick(tp)
+        else:
+            self._spawn(self._handle(msg))
+
+    def _kick(self, tp: tuple[str, int]) -> None:
+        queue = self._queues.get(tp)
+        if tp not in self._busy and queue:
+            self._busy.add(tp)
+            self._spawn(self._handle_ordered(tp, queue.popleft()))
+
+    async def _handle_ordered(self, tp: tuple[str, int], msg: Message) -> None:
+        try:
+            await self._handle(msg)
+        finally:
+            self._busy.discard(tp)
+            self._kick(tp)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # handling ----------------------------------------------------------------
+
+    async def _handle(self, msg: Message) -> None:
+        self.stats.in_flight += 1
+        try:
+            outputs = await self._run_handler(msg)
+            await self._produce_all(outputs)
+            self.stats.handled += 1
+            tracker = self._trackers.get((msg.topic(), msg.partition()))
+            if tracker is not None:  # None: the partition was revoked meanwhile; its new owner redelivers
+                tracker.done(msg.offset())
+        finally:
+            self.stats.in_flight -= 1
+
+    async def _run_handler(self, msg: Message) -> Sequence[Produce]:
+        while True:
+            try:
+                return await self._handler(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a handler bug must not lose the record: log and try again
+                self.stats.handler_errors += 1
+                log.exception("handler failed on %s[%d]@%d; retrying", msg.topic(), msg.partition(), msg.offset())
+                await asyncio.sleep(_RETRY_HANDLER_S)
+
+    async def _produce_all(self, outputs: Sequence[Produce]) -> None:
+        for out in outputs:
+            while True:
+                err = await self._produce(out)
+                if err is None:
+                    self.stats.produced += 1
+                    break
+                log.warning("produce to %s failed (%s); retrying", out.topic, err)
+                await asyncio.sleep(_RETRY_HANDLER_S)
+
+    def _produce(self, out: Produce) -> asyncio.Future[KafkaError | None]:
+        assert self._producer is not None
+        fut: asyncio.Future[KafkaError | None] = asyncio.get_running_loop().create_future()
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if not fut.done():
+                fut.set_result(err)
+
+        rec = out.record
+        while True:
+            try:
+                self._producer.produce(out.topic, rec.value, rec.key, headers=rec.headers, on_delivery=delivered)
+                return fut
+            except BufferError:
+                self._producer.poll(0.05)
+
+    async def _pump_producer(self) -> None:
+        assert self._producer is not None
+        while True:
+            self._producer.poll(0)
+            await asyncio.sleep(0.002)
+
+    # offsets -----------------------------------------------------------------
+
+    def _commit(self, sync: bool, only: list[TopicPartition] | None = None) -> None:
+        if self._consumer is None:
+            return
+        wanted = {(tp.topic, tp.partition) for tp in only} if only is not None else None
+        offsets = []
+        for key, tracker in self._trackers.items():
+            if wanted is not None and key not in wanted:
+                continue
+            pos = tracker.committable
+            if pos is not None and pos > self.stats.committed.get(key, -1):
+                offsets.append(TopicPartition(key[0], key[1], pos))
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=not sync)
+        except KafkaException as exc:
+            log.warning("commit failed for %s: %s", self.config.group, exc)
+            return
+        for tp in offsets:
+            self.stats.committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._trackers.pop((tp.topic, tp.partition), None)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit(sync=True, only=partitions)
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._trackers.pop(key, None)
+            self._queues.pop(key, None)
+            self.stats.committed.pop(key, None)
+
+    async def _drain(self) -> None:
+        """Finish what is in flight (ordered queues included), within the drain timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout_s
+        while (self._tasks or self._buffered()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,193 @@
+"""CloudEvents 1.0 for lagduel: the only module that imports the cloudevents SDK.
+
+Bindings: CloudEvent <-> Kafka record (binary `ce_` headers, or structured) and
+CloudEvent <-> HTTP (binary or structured). The load bookkeeping travels as extension
+attributes and survives every hop: `ldrun` (run id), `ldseq` (sequence number) and
+`ldintended` (intended send time, Unix epoch microseconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+__all__ = [
+    "Bookkeeping", "CloudEvent", "EventError", "KafkaRecord", "Mode",
+    "new_event", "successor", "dead_letter", "bookkeeping_of", "data_of", "rejection_reason",
+    "to_kafka", "from_kafka", "is_cloudevent_record", "to_http", "from_http",
+]
+
+Mode = Literal["binary", "structured"]
+RUN, SEQ, INTENDED = "ldrun", "ldseq", "ldintended"
+STAGE, REASON = "ldstage", "ldreason"
+PARTITIONKEY = "partitionkey"
+_FORMAT = JSONFormat()
+_BOOKKEEPING = (RUN, SEQ, INTENDED, PARTITIONKEY)
+
+
+class EventError(ValueError):
+    """Input that is not a valid CloudEvent; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bookkeeping:
+    run_id: str
+    seq: int
+    intended_us: int
+
+    def extensions(self) -> dict[str, str]:
+        return {RUN: self.run_id, SEQ: str(self.seq), INTENDED: str(self.intended_us)}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """A Kafka record as the clients take it: key, value and a list of headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def new_event(
+    type: str, source: str, data: Mapping[str, Any], *, id: str | None = None,
+    key: str | None = None, bookkeeping: Bookkeeping | None = None, **extensions: str,
+) -> CloudEvent:
+    attrs: dict[str, Any] = {"type": type, "source": source, "datacontenttype": "application/json"}
+    if id:
+        attrs["id"] = id
+    if key:
+        attrs[PARTITIONKEY] = key
+    if bookkeeping:
+        attrs.update(bookkeeping.extensions())
+    attrs.update(extensions)
+    return _event(attrs, dict(data))
+
+
+def successor(event: CloudEvent, type: str, source: str, data: Mapping[str, Any]) -> CloudEvent:
+    """The next stage's event: new type, source and id; the bookkeeping and partition key carried over."""
+    carried = {k: v for k in _BOOKKEEPING if (v := event.get_extension(k)) is not None}
+    attrs = {"type": type, "source": source, "datacontenttype": "application/json", **carried}
+    return _event(attrs, dict(data))
+
+
+def dead_letter(event: CloudEvent, stage: str, reason: str) -> CloudEvent:
+    """The event as it goes to the dead-letter topic: unchanged, plus where and why it failed."""
+    attrs = dict(event.get_attributes())
+    attrs[STAGE] = stage
+    attrs[REASON] = reason[:1024]
+    return _event(attrs, event.get_data())
+
+
+def _event(attrs: dict[str, Any], data: Any) -> CloudEvent:
+    try:
+        return CloudEvent(attrs, data)
+    except BaseCloudEventException as exc:
+        raise EventError(f"invalid CloudEvent attributes: {exc}") from None
+
+
+def bookkeeping_of(event: CloudEvent) -> Bookkeeping | None:
+    """The load bookkeeping, or None for events the load generator did not make."""
+    run, seq, intended = (event.get_extension(k) for k in (RUN, SEQ, INTENDED))
+    if run is None or seq is None or intended is None:
+        return None
+    try:
+        return Bookkeeping(str(run), int(seq), int(intended))
+    except (TypeError, ValueError):
+        return None
+
+
+def data_of(event: CloudEvent) -> dict[str, Any]:
+    """The event's data as a JSON object, whatever form the binding left it in."""
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"data is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise EventError(f"data must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def rejection_reason(event: CloudEvent) -> str | None:
+    """Why an event was dead-lettered: our `ldreason`, or the body a Knative dispatcher put in `knativeerrordata`."""
+    reason = event.get_extension(REASON)
+    if reason is not None:
+        return str(reason)
+    raw = event.get_extension("knativeerrordata")
+    if raw is None:
+        code = event.get_extension("knativeerrorcode")
+        return f"HTTP {code}" if code is not None else None
+    try:
+        body = base64.b64decode(str(raw))
+    except (binascii.Error, ValueError):
+        return str(raw)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace")
+    return str(doc.get("error", doc)) if isinstance(doc, dict) else str(doc)
+
+
+# Kafka ---------------------------------------------------------------------
+
+def to_kafka(event: CloudEvent, mode: Mode = "binary") -> KafkaRecord:
+    msg = ce_kafka.to_binary(event, _FORMAT) if mode == "binary" else ce_kafka.to_structured(event, _FORMAT)
+    key = msg.key.encode() if isinstance(msg.key, str) else msg.key
+    return KafkaRecord(key, msg.value, list(msg.headers.items()))
+
+
+def _header_dict(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for name, value in headers or ():
+        if value is None:
+            continue
+        out[name.lower()] = value.encode() if isinstance(value, str) else value
+    return out
+
+
+def is_cloudevent_record(headers: Iterable[tuple[str, bytes | str | None]] | None) -> bool:
+    """A record is a CloudEvent if it is binary (`ce_specversion`) or structured (CE content type)."""
+    h = _header_dict(headers)
+    return "ce_specversion" in h or h.get("content-type", b"").startswith(b"application/cloudevents")
+
+
+def from_kafka(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | str | None]] | None) -> CloudEvent:
+    h = _header_dict(headers)
+    msg = ce_kafka.KafkaMessage(headers=h, key=key, value=value or b"")
+    try:
+        if "ce_specversion" in h:
+            return ce_kafka.from_binary(msg, _FORMAT, CloudEvent)
+        if h.get("content-type", b"").startswith(b"application/cloudevents"):
+            return ce_kafka.from_structured(msg, _FORMAT, CloudEvent)
+    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
+        raise EventError(f"malformed CloudEvent record: {exc}") from None
+    raise EventError("record is not a CloudEvent (no ce_specversion header, no structured content type)")
+
+
+# HTTP ----------------------------------------------------------------------
+
+def to_http(event: CloudEvent, mode: Mode = "binary") -> tuple[dict[str, str], bytes]:
+    msg = ce_http.to_binary(event, _FORMAT) if mode == "binary" else ce_http.to_structured(event, _FORMAT)
+    return dict(msg.headers), msg.body
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+    h = {k.lower(): v for k, v in headers.items()}
+    structured = h.get("content-type", "").startswith("application/cloudevents")
+    if "ce-specversion" not in h and not structured:
+        raise EventError("request is not a CloudEvent: no ce-specversion header and no application/cloudevents+json body")
+    try:
+        return ce_http.from_http(ce_http.HTTPMessage(headers=h, body=body), _FORMAT, CloudEvent)
+    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
+        raise EventError(f"malformed CloudEvent: {exc}") from None

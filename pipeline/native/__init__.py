@@ -1,0 +1,1 @@
+"""The native baseline: every stage as a Faust agent, topic → agent → next topic. No serverless."""

@@ -1,0 +1,75 @@
+"""NativeBackend: Faust worker processes running every stage (the no-serverless baseline)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.backends import LagSource, StageStatus
+from pipeline.broker.process import stop_process_group
+from pipeline.kafka import KafkaSettings
+from pipeline.native.app import AGENT_CONCURRENCY, app_id
+from pipeline.replicas import python_module
+from pipeline.topology import Topology
+
+
+class NativeBackend:
+    name = "native"
+
+    def __init__(self, topology: Topology, settings: KafkaSettings, workers: int = 1, start_timeout_s: float = 60.0,
+                 **_: Any) -> None:
+        self.topology = topology
+        self.settings = settings
+        self.workers = workers
+        self.start_timeout_s = start_timeout_s
+        self._dir = Path(tempfile.mkdtemp(prefix="lagduel-native-"))
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def log_path(self) -> Path:
+        return self._dir / "workers.log"
+
+    async def __aenter__(self) -> NativeBackend:
+        spec = self._dir / "topology.json"
+        spec.write_text(self.topology.model_dump_json())
+        with self.log_path.open("ab") as log:
+            for i in range(self.workers):
+                ready = self._dir / f"ready-{i}"
+                argv = python_module("pipeline.native.worker", str(spec), self.settings.bootstrap_servers, str(ready))
+                self._procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                                    stdin=subprocess.DEVNULL, start_new_session=True))
+        await self._wait_ready()
+        return self
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            dead = [p for p in self._procs if p.poll() is not None]
+            if dead:
+                await self.__aexit__()
+                raise RuntimeError(f"a native worker exited during start (code {dead[0].returncode}); log: {self.log_path}")
+            if all((self._dir / f"ready-{i}").exists() for i in range(self.workers)):
+                return
+            await asyncio.sleep(0.1)
+        await self.__aexit__()
+        raise TimeoutError(f"native workers not ready within {self.start_timeout_s:.0f} s; log: {self.log_path}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        procs, self._procs = self._procs, []
+        await asyncio.gather(*(asyncio.to_thread(stop_process_group, p.pid, 20.0, p) for p in procs))
+
+    def lag_sources(self) -> list[LagSource]:
+        group = app_id(self.topology)
+        return [LagSource(s.name, group, s.input.topic) for s in self.topology.stages]
+
+    def status(self) -> list[StageStatus]:
+        alive = sum(1 for p in self._procs if p.poll() is None)
+        return [StageStatus(s.name, self.workers, alive) for s in self.topology.stages]
+
+    def settings_in_force(self) -> dict[str, Any]:
+        return {"workers": self.workers, "agent_concurrency": AGENT_CONCURRENCY, "commit_interval_s": 1.0,
+                "latency_ms": {s.name: s.latency_ms for s in self.topology.stages}}
