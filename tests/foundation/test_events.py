@@ -1,0 +1,82 @@
+"""CloudEvents bindings through the SDK: Kafka and HTTP, binary and structured, bookkeeping intact."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import events
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+books = st.builds(events.Bookkeeping, st.text("abcdef0123456789", min_size=1, max_size=12),
+                  st.integers(0, 2**40), st.integers(0, 2**62))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=6), book=books,
+       key=st.text("abc123", min_size=1, max_size=8), mode=st.sampled_from(["binary", "structured"]))
+def test_kafka_round_trip(data: dict, book: events.Bookkeeping, key: str, mode: events.Mode) -> None:
+    ev = events.new_event("dev.t.a", "/src", data, key=key, bookkeeping=book)
+    rec = events.to_kafka(ev, mode)
+    assert events.is_cloudevent_record(rec.headers)
+    back = events.from_kafka(rec.key, rec.value, rec.headers)
+    assert events.data_of(back) == data
+    assert events.bookkeeping_of(back) == book
+    assert back.get_id() == ev.get_id() and back.get_type() == "dev.t.a"
+    assert rec.key == key.encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=6), book=books,
+       mode=st.sampled_from(["binary", "structured"]))
+def test_http_round_trip_and_successor_keeps_bookkeeping(data: dict, book: events.Bookkeeping, mode: events.Mode) -> None:
+    ev = events.new_event("dev.t.a", "/src", data, key="k", bookkeeping=book)
+    headers, body = events.to_http(ev, mode)
+    back = events.from_http(headers, body)
+    assert events.data_of(back) == data
+    nxt = events.successor(back, "dev.t.b", "/stage", {"x": 1})
+    assert events.bookkeeping_of(nxt) == book
+    assert nxt.get_extension("partitionkey") == "k" and nxt.get_id() != ev.get_id()
+
+
+def test_dead_letter_carries_stage_and_reason() -> None:
+    ev = events.new_event("dev.t.a", "/src", {"a": 1})
+    dl = events.dead_letter(ev, "validate", "qty: -1 is not a positive integer")
+    assert events.rejection_reason(dl) == "qty: -1 is not a positive integer"
+    assert dl.get_extension("ldstage") == "validate"
+
+
+def test_rejection_reason_from_a_knative_dispatcher_extension() -> None:
+    body = base64.b64encode(b'{"error": "currency: bad"}').decode()
+    ev = events.new_event("dev.t.a", "/src", {}, knativeerrordata=body, knativeerrorcode="422")
+    assert events.rejection_reason(ev) == "currency: bad"
+
+
+@pytest.mark.parametrize(("headers", "body", "message"), [
+    ({"content-type": "application/json"}, b"{}", "not a CloudEvent"),
+    ({"ce-specversion": "1.0", "ce-type": "t"}, b"{}", "malformed CloudEvent"),
+    ({"content-type": "application/cloudevents+json"}, b"{not json", "malformed CloudEvent"),
+])
+def test_bad_http_input_is_an_event_error(headers: dict, body: bytes, message: str) -> None:
+    with pytest.raises(events.EventError, match=message):
+        events.from_http(headers, body)
+
+
+def test_non_cloudevent_record_is_an_event_error() -> None:
+    assert not events.is_cloudevent_record([("content-type", b"application/json")])
+    with pytest.raises(events.EventError, match="not a CloudEvent"):
+        events.from_kafka(b"k", b"plain", [])
+
+
+def test_data_must_be_a_json_object() -> None:
+    ev = events.new_event("dev.t.a", "/src", {"a": 1})
+    headers, _ = events.to_http(ev)
+    with pytest.raises(events.EventError, match="JSON object"):
+        events.data_of(events.from_http(headers, b"[1, 2]"))
