@@ -1,0 +1,31 @@
+# lagduel: `make demo` runs the main job, `make test` the test suite. Both set themselves up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test bench lint clean
+
+help:  ## Show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)  ## Create .venv and install lagduel with its test tools
+
+demo: $(STAMP)  ## Duel the backends on a short burst on an embedded Kafka; prints the report's path
+	$(BIN)/lagduel duel --profile burst
+
+test: $(STAMP)  ## Run the import contracts and the test suite (starts a real Kafka broker)
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+bench: $(STAMP)  ## Run the benchmark suite; writes BENCHMARKS.md and bench/results.json
+	$(BIN)/python -m bench
+
+clean:  ## Remove the virtualenv and caches (not the Kafka jar cache)
+	rm -rf $(VENV) .pytest_cache .hypothesis

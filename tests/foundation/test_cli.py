@@ -1,0 +1,74 @@
+"""The CLI's face: help that explains, and user mistakes as one clear line, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lagduel.cli import main
+from pipeline.settings import read_environment
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A CLI with its own broker state, sharing the resolved jars (no second Maven resolution)."""
+    env = read_environment()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    jars = env.cache_dir / f"kafka-{env.kafka_version}"
+    if jars.exists():
+        (cache / jars.name).symlink_to(jars)
+    monkeypatch.setenv("LAGDUEL_CACHE_DIR", str(cache))
+    monkeypatch.delenv("LAGDUEL_BOOTSTRAP", raising=False)
+    return CliRunner()
+
+
+def test_help_explains(cli: CliRunner) -> None:
+    out = cli.invoke(main, ["--help"]).output
+    assert "kafka" in out and "run" in out
+    run_help = cli.invoke(main, ["run", "--help"]).output
+    assert "--backend" in run_help and "--events" in run_help and "lost" in run_help
+
+
+def test_invalid_topology_is_one_line(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("pipeline: orders\nstages: []\n")
+    res = cli.invoke(main, ["run", "--topology", str(bad)])
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: ") and "stages" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_status_without_a_broker_says_what_to_do(cli: CliRunner) -> None:
+    res = cli.invoke(main, ["kafka", "status"])
+    assert res.exit_code == 1 and "lagduel kafka up" in res.output
+
+
+def test_down_without_a_broker_is_harmless(cli: CliRunner) -> None:
+    res = cli.invoke(main, ["kafka", "down"])
+    assert res.exit_code == 0 and "no background broker" in res.output
+
+
+def test_unknown_backend_is_refused_by_the_parser(cli: CliRunner) -> None:
+    res = cli.invoke(main, ["run", "--backend", "lambda"])
+    assert res.exit_code == 2 and "lambda" in res.output
+
+
+@pytest.mark.kafka
+def test_kafka_up_status_down(cli: CliRunner) -> None:
+    up = cli.invoke(main, ["kafka", "up"])
+    try:
+        assert up.exit_code == 0, up.output
+        bootstrap = up.stdout.strip().splitlines()[0]
+        assert bootstrap.startswith("127.0.0.1:")
+        assert "log:" in up.stderr
+        again = cli.invoke(main, ["kafka", "up"])  # idempotent: the same broker
+        assert again.stdout.strip().splitlines()[0] == bootstrap
+        status = cli.invoke(main, ["kafka", "status"])
+        assert status.exit_code == 0 and "version:   4.1" in status.output and bootstrap in status.output
+    finally:
+        down = cli.invoke(main, ["kafka", "down"])
+    assert down.exit_code == 0 and "stopped Kafka" in down.output
+    assert "no background broker" in cli.invoke(main, ["kafka", "down"]).output
