@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 KAFKA_VERSION = "4.1.1"
+# of-watchdog settings (openfaas-keda.md §1.3) and the stage a function replica serves.
+FUNCTION_KEYS = ("port", "PORT", "max_inflight", "exec_timeout", "read_timeout", "write_timeout",
+                 "healthcheck_interval", "LAGDUEL_STAGE", "LAGDUEL_TOPOLOGY")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class Environment:
     """`OPENFAAS_USER` (default `admin`), for the OpenFaaS gateway's basic auth."""
     gateway_password: str | None = None
     """`OPENFAAS_PASSWORD`, for the OpenFaaS gateway's basic auth (never written in a file)."""
+    function: Mapping[str, str] = field(default_factory=dict)
+    """A function replica's settings: the of-watchdog variables and `LAGDUEL_STAGE` / `LAGDUEL_TOPOLOGY`."""
 
 
 def read_environment(env: dict[str, str] | None = None) -> Environment:
@@ -41,4 +47,5 @@ def read_environment(env: dict[str, str] | None = None) -> Environment:
         java=str(Path(java_home) / "bin" / "java") if java_home else "java",
         gateway_user=e.get("OPENFAAS_USER") or None,
         gateway_password=e.get("OPENFAAS_PASSWORD") or None,
+        function={k: e[k] for k in FUNCTION_KEYS if e.get(k)},
     )

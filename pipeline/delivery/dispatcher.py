@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from pipeline.events import KafkaRecord
 from pipeline.kafka import KafkaSettings
 
 log = logging.getLogger("lagduel.delivery")
-_IDLE_POLL_S = 0.005
+_IDLE_POLL_S = 0.001
+_IDLE_POLL_MAX_S = 0.02
 _RETRY_HANDLER_S = 0.5
 
 
@@ -57,6 +59,11 @@ class DispatcherStats:
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+def _resolve(fut: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
+    if not fut.done():
+        fut.set_result(err)
+
+
 class KafkaDispatcher:
     def __init__(self, settings: KafkaSettings, config: DispatcherConfig, handler: Handler) -> None:
         self.config = config
@@ -67,6 +74,7 @@ class KafkaDispatcher:
         self._trackers: dict[tuple[str, int], OffsetTracker] = {}
         self._queues: dict[tuple[str, int], deque[Message]] = {}
         self._busy: set[tuple[str, int]] = set()
+        self._paused: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -79,13 +87,17 @@ class KafkaDispatcher:
         self._producer = Producer(self._settings.producer())
         self._consumer.subscribe(list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
-        pump = asyncio.create_task(self._pump_producer())
+        # Delivery reports are served by a thread blocked in poll(): the event loop wakes only when one arrives.
+        pumping = threading.Event()
+        pump = threading.Thread(target=self._pump_producer, args=(pumping,), name=f"{self.config.group}-acks", daemon=True)
+        pump.start()
         try:
             await self._consume_loop()
             await self._drain()
         finally:
             self._commit(sync=True)
-            pump.cancel()
+            pumping.set()
+            pump.join()
             self._producer.flush(10)
             self._consumer.close()
 
@@ -95,6 +107,7 @@ class KafkaDispatcher:
         assert self._consumer is not None
         loop = asyncio.get_running_loop()
         next_commit = loop.time() + self.config.commit_interval_s
+        idle = _IDLE_POLL_S
         while not self._stopping.is_set():
             room = self._room()
             msgs = self._consumer.consume(num_messages=room, timeout=0) if room else []
@@ -103,11 +116,29 @@ class KafkaDispatcher:
             if loop.time() >= next_commit:
                 self._commit(sync=False)
                 next_commit = loop.time() + self.config.commit_interval_s
-            await asyncio.sleep(0 if msgs else _IDLE_POLL_S)
+            # Back off while idle, so dispatchers sharing a loop don't starve each other's handlers.
+            idle = _IDLE_POLL_S if msgs else min(idle * 2, _IDLE_POLL_MAX_S)
+            await asyncio.sleep(0 if msgs else idle)
 
     def _room(self) -> int:
-        # Ordered mode buffers per partition; bound the buffer so a slow sink pauses fetching.
+        if self.config.ordering == "ordered":
+            # knative.md §1.4 OrderedConsumerVerticle: before each poll, partitions with a non-empty queue are
+            # paused and the others resumed, so a backlog on one partition never starves the rest.
+            self._pause_busy()
+            return self.config.max_in_flight
         return max(self.config.max_in_flight - self.stats.in_flight - self._buffered(), 0)
+
+    def _pause_busy(self) -> None:
+        assert self._consumer is not None
+        busy = {tp for tp, q in self._queues.items() if q}
+        try:
+            if busy - self._paused:
+                self._consumer.pause([TopicPartition(t, p) for t, p in busy - self._paused])
+            if self._paused - busy:
+                self._consumer.resume([TopicPartition(t, p) for t, p in self._paused - busy])
+        except KafkaException as exc:
+            log.warning("pause/resume failed for %s: %s", self.config.group, exc)
+        self._paused = busy
 
     def _buffered(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -174,34 +205,33 @@ class KafkaDispatcher:
     async def _produce_all(self, outputs: Sequence[Produce]) -> None:
         for out in outputs:
             while True:
-                err = await self._produce(out)
+                err = await (await self._produce(out))
                 if err is None:
                     self.stats.produced += 1
                     break
                 log.warning("produce to %s failed (%s); retrying", out.topic, err)
                 await asyncio.sleep(_RETRY_HANDLER_S)
 
-    def _produce(self, out: Produce) -> asyncio.Future[KafkaError | None]:
+    async def _produce(self, out: Produce) -> asyncio.Future[KafkaError | None]:
         assert self._producer is not None
-        fut: asyncio.Future[KafkaError | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[KafkaError | None] = loop.create_future()
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if not fut.done():
-                fut.set_result(err)
+        def delivered(err: KafkaError | None, _msg: Message) -> None:  # runs on the pump thread
+            loop.call_soon_threadsafe(_resolve, fut, err)
 
         rec = out.record
         while True:
             try:
                 self._producer.produce(out.topic, rec.value, rec.key, headers=rec.headers, on_delivery=delivered)
                 return fut
-            except BufferError:
-                self._producer.poll(0.05)
+            except BufferError:  # local queue full: the pump thread drains it
+                await asyncio.sleep(0.01)
 
-    async def _pump_producer(self) -> None:
+    def _pump_producer(self, stop: threading.Event) -> None:
         assert self._producer is not None
-        while True:
-            self._producer.poll(0)
-            await asyncio.sleep(0.002)
+        while not stop.is_set():
+            self._producer.poll(0.05)
 
     # offsets -----------------------------------------------------------------
 
@@ -236,6 +266,7 @@ class KafkaDispatcher:
             key = (tp.topic, tp.partition)
             self._trackers.pop(key, None)
             self._queues.pop(key, None)
+            self._paused.discard(key)
             self.stats.committed.pop(key, None)
 
     async def _drain(self) -> None:

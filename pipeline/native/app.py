@@ -13,8 +13,12 @@ from pipeline import events
 from pipeline.topology import Stage, Topology
 
 log = logging.getLogger("lagduel.native")
-# In-flight events per agent: the agent awaits each output's broker ack, so parallelism hides that wait.
-AGENT_CONCURRENCY = 16
+
+
+def agent_concurrency(stage: Stage) -> int:
+    """In-flight events per agent: the serverless backends' full capacity (concurrency × max replicas),
+    so the baseline is not handicapped; it also hides the wait for each output's broker ack."""
+    return stage.concurrency * stage.max_replicas
 
 
 def app_id(topology: Topology) -> str:
@@ -77,7 +81,7 @@ def _add_agent(app: faust.App, stage: Stage, dlq: faust.TopicT, source: str) -> 
                 await send(dlq, events.dead_letter(event, stage.name, result.reason))
 
     agent.__name__ = agent.__qualname__ = f"stage_{stage.name}"
-    app.agent(inbound, name=f"stage-{stage.name}", concurrency=AGENT_CONCURRENCY)(agent)
+    app.agent(inbound, name=f"stage-{stage.name}", concurrency=agent_concurrency(stage))(agent)
 
 
 def _headers(headers: object) -> list[tuple[str, bytes]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import tempfile
 import time
@@ -12,7 +13,7 @@ from typing import Any
 from pipeline.backends import LagSource, StageStatus
 from pipeline.broker.process import stop_process_group
 from pipeline.kafka import KafkaSettings
-from pipeline.native.app import AGENT_CONCURRENCY, app_id
+from pipeline.native.app import agent_concurrency, app_id
 from pipeline.replicas import python_module
 from pipeline.topology import Topology
 
@@ -50,15 +51,20 @@ class NativeBackend:
         while time.monotonic() < deadline:
             dead = [p for p in self._procs if p.poll() is not None]
             if dead:
-                await self.__aexit__()
+                await self._stop_workers()
                 raise RuntimeError(f"a native worker exited during start (code {dead[0].returncode}); log: {self.log_path}")
             if all((self._dir / f"ready-{i}").exists() for i in range(self.workers)):
                 return
             await asyncio.sleep(0.1)
-        await self.__aexit__()
+        await self._stop_workers()
         raise TimeoutError(f"native workers not ready within {self.start_timeout_s:.0f} s; log: {self.log_path}")
 
     async def __aexit__(self, *exc: object) -> None:
+        await self._stop_workers()
+        if not any(exc):  # keep the workers' log when something went wrong
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def _stop_workers(self) -> None:
         procs, self._procs = self._procs, []
         await asyncio.gather(*(asyncio.to_thread(stop_process_group, p.pid, 20.0, p) for p in procs))
 
@@ -71,5 +77,5 @@ class NativeBackend:
         return [StageStatus(s.name, self.workers, alive) for s in self.topology.stages]
 
     def settings_in_force(self) -> dict[str, Any]:
-        return {"workers": self.workers, "agent_concurrency": AGENT_CONCURRENCY, "commit_interval_s": 1.0,
+        return {"workers": self.workers, "agent_concurrency": {s.name: agent_concurrency(s) for s in self.topology.stages}, "commit_interval_s": 1.0,
                 "latency_ms": {s.name: s.latency_ms for s in self.topology.stages}}

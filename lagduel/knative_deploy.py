@@ -1,0 +1,48 @@
+"""`lagduel deploy knative`: render the topology's Knative resources to YAML, or apply them to a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.knative.manifests import RenderOptions, render, render_files
+from pipeline.topology import TopologyError, load_topology
+
+
+@click.command("knative")
+@click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the manifests (one YAML file per kind + kustomization.yaml) into this directory.")
+@click.option("--apply", "do_apply", is_flag=True, help="Server-side apply them to the current kube context.")
+@click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Topology file (default: the reference pipeline.yaml).")
+@click.option("--namespace", default=None, help="Namespace (default: the topology's).")
+@click.option("--image", default=RenderOptions.image, show_default=True, help="The stage image.")
+@click.option("--bootstrap", default=RenderOptions.bootstrap, show_default=True, help="The cluster's Kafka bootstrap.")
+@click.option("--context", default=None, help="Kube context for --apply (default: the current one).")
+def knative(render_dir: Path | None, do_apply: bool, topology_path: Path | None, namespace: str | None, image: str,
+            bootstrap: str, context: str | None) -> None:
+    """Knative Eventing + Serving: KafkaSource, Kafka Broker, a Trigger and a Service per stage, KafkaSinks."""
+    if not render_dir and not do_apply:
+        raise click.UsageError("give --render DIR, --apply, or both")
+    try:
+        topology = load_topology(topology_path)
+    except TopologyError as exc:
+        raise click.ClickException(str(exc)) from None
+    manifests = render(topology, RenderOptions(image=image, bootstrap=bootstrap, namespace=namespace))
+    if render_dir:
+        try:
+            render_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in render_files(manifests).items():
+                (render_dir / name).write_text(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write to {render_dir}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {len(manifests)} manifests to {render_dir}")
+    if do_apply:
+        from pipeline.knative.apply import ApplyError, apply
+
+        try:
+            applied = apply(manifests, context=context)
+        except ApplyError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"applied {len(applied)} objects: {', '.join(applied)}")

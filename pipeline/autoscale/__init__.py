@@ -1,0 +1,1 @@
+"""Autoscaling decision rules as pure policy objects: time and observations in, decisions out."""

@@ -1,0 +1,224 @@
+"""The Knative resources of a topology, rendered as plain dicts (pure: topology in, manifests out).
+
+KafkaSource (input topic → Broker) ─► Kafka Broker ─► one Trigger per stage (type filter) ─► Knative
+Service per stage, replies back into the broker ─► a last Trigger into the output KafkaSink; every
+Trigger dead-letters into the dead-letter KafkaSink. The local emulation uses the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from pipeline.topology import Stage, Topology
+
+PIPELINE_LABEL = "lagduel.dev/pipeline"
+STAGE_LABEL = "lagduel.dev/stage"
+TOPOLOGY_PATH = "/etc/lagduel/pipeline.yaml"
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    image: str = "dev.local/lagduel-stage:0.1.0"
+    bootstrap: str = "my-cluster-kafka-bootstrap.kafka:9092"
+    """The cluster's Kafka (the Strimzi default name used by the Knative docs)."""
+    namespace: str | None = None
+    """Overrides the topology's namespace."""
+
+
+# Names, shared with the local emulation -----------------------------------------------------------
+
+def trigger_name(t: Topology, stage: Stage | None) -> str:
+    return f"{t.broker}-{stage.name if stage else 'output'}"
+
+
+def trigger_group(namespace: str, trigger: str) -> str:
+    """knative.md §2.3: triggers-consumergroup-template knative-trigger-{{.Namespace}}-{{.Name}}."""
+    return f"knative-trigger-{namespace}-{trigger}"
+
+
+def source_name(t: Topology) -> str:
+    return f"{t.broker}-input"
+
+
+def source_group(namespace: str, t: Topology) -> str:
+    return f"knative-kafka-source-{namespace}-{source_name(t)}"
+
+
+def output_sink_name(t: Topology) -> str:
+    return f"{t.broker}-output"
+
+
+def dead_letter_sink_name(t: Topology) -> str:
+    return f"{t.broker}-dead-letter"
+
+
+def _duration(seconds: float) -> str:
+    return f"PT{seconds:g}S"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def topology_document(t: Topology) -> dict[str, Any]:
+    """The topology as a pipeline.yaml document (stage inputs are implied by the order)."""
+    doc = t.model_dump(mode="json")
+    for st in doc["stages"]:
+        st.pop("input", None)
+    return doc
+
+
+# Resources -------------------------------------------------------------------------------------
+
+def _meta(name: str, ns: str, t: Topology, **labels: str) -> dict[str, Any]:
+    return {"name": name, "namespace": ns, "labels": {PIPELINE_LABEL: t.pipeline, **labels}}
+
+
+def _ref(api_version: str, kind: str, name: str, ns: str) -> dict[str, Any]:
+    return {"ref": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": ns}}
+
+
+def _kafka_sink(t: Topology, ns: str, name: str, topic: str, o: RenderOptions) -> Manifest:
+    return {"apiVersion": "eventing.knative.dev/v1alpha1", "kind": "KafkaSink", "metadata": _meta(name, ns, t),
+            "spec": {"topic": topic, "bootstrapServers": [o.bootstrap], "contentMode": "binary",
+                     "numPartitions": t.partitions, "replicationFactor": t.replication_factor}}
+
+
+def _dead_letter(t: Topology, ns: str) -> dict[str, Any]:
+    return _ref("eventing.knative.dev/v1alpha1", "KafkaSink", dead_letter_sink_name(t), ns)
+
+
+def _delivery(t: Topology, ns: str, stage: Stage) -> dict[str, Any]:
+    d = stage.delivery
+    # knative.md §1.6: retry n times, backoffDelay × 2^n (exponential), timeout per attempt, then the DLS.
+    return {"retry": d.retry, "backoffPolicy": d.backoff_policy, "backoffDelay": _duration(d.backoff_delay_s),
+            "timeout": _duration(stage.timeout_s), "deadLetterSink": _dead_letter(t, ns)}
+
+
+def _trigger(t: Topology, ns: str, stage: Stage | None, subscriber: dict[str, Any], delivery: dict[str, Any],
+             event_type: str, ordering: str) -> Manifest:
+    meta = _meta(trigger_name(t, stage), ns, t)
+    # knative.md §2.4: delivery order is an annotation on the Trigger, default unordered.
+    meta["annotations"] = {"kafka.eventing.knative.dev/delivery.order": ordering}
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": meta,
+            "spec": {"broker": t.broker, "filter": {"attributes": {"type": event_type}},
+                     "subscriber": subscriber, "delivery": delivery}}
+
+
+def kpa_annotations(stage: Stage) -> dict[str, str]:
+    """knative.md §3.1: the revision template's KPA annotations."""
+    k, a = stage.knative, "autoscaling.knative.dev/"
+    return {
+        a + "class": "kpa.autoscaling.knative.dev",
+        a + "metric": "concurrency",
+        a + "target": _num(k.target),
+        a + "target-utilization-percentage": _num(k.target_utilization * 100),
+        a + "window": f"{k.window_s}s",
+        a + "panic-window-percentage": _num(k.panic_window_percentage),
+        a + "panic-threshold-percentage": _num(k.panic_threshold_percentage),
+        a + "scale-down-delay": f"{k.scale_down_delay_s}s",
+        a + "initial-scale": str(k.initial_scale),
+        a + "min-scale": str(stage.min_replicas),
+        a + "max-scale": str(stage.max_replicas),
+        a + "target-burst-capacity": _num(k.target_burst_capacity),
+    }
+
+
+def _service(t: Topology, ns: str, stage: Stage, o: RenderOptions) -> Manifest:
+    labels = {PIPELINE_LABEL: t.pipeline, STAGE_LABEL: stage.name}
+    resources = {"cpu": stage.limits.cpu, "memory": stage.limits.memory}
+    container = {
+        "name": "stage",
+        "image": o.image,
+        "args": ["--stage", stage.name, "--topology", TOPOLOGY_PATH],
+        "ports": [{"name": "http1", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/readyz"}, "periodSeconds": 1},
+        "livenessProbe": {"httpGet": {"path": "/healthz"}, "periodSeconds": 10},
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        # The restricted Pod Security Standard, at container level (pod-level needs a Knative feature flag).
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "topology", "mountPath": "/etc/lagduel", "readOnly": True}],
+    }
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": _meta(stage.name, ns, t, **{STAGE_LABEL: stage.name}),
+            "spec": {"template": {
+                "metadata": {"labels": labels, "annotations": kpa_annotations(stage)},
+                "spec": {"containerConcurrency": stage.concurrency, "timeoutSeconds": int(-(-stage.timeout_s // 1)),
+                         "enableServiceLinks": False, "containers": [container],
+                         "volumes": [{"name": "topology", "configMap": {"name": f"{t.pipeline}-topology"}}]},
+            }}}
+
+
+def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
+    ns = o.namespace or t.namespace
+    broker_config = f"{t.broker}-broker-config"
+    out: list[Manifest] = [
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": ns, "labels": {PIPELINE_LABEL: t.pipeline,
+                                             "pod-security.kubernetes.io/enforce": "restricted",
+                                             "pod-security.kubernetes.io/warn": "restricted"}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(f"{t.pipeline}-topology", ns, t),
+         "data": {"pipeline.yaml": yaml.safe_dump(topology_document(t), sort_keys=False)}},
+        # knative.md §2.1: the Kafka broker's topic settings and bootstrap live in its config ConfigMap.
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(broker_config, ns, t),
+         "data": {"bootstrap.servers": o.bootstrap, "default.topic.partitions": str(t.partitions),
+                  "default.topic.replication.factor": str(t.replication_factor)}},
+        {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+         "metadata": {**_meta(t.broker, ns, t), "annotations": {"eventing.knative.dev/broker.class": "Kafka"}},
+         "spec": {"config": {"apiVersion": "v1", "kind": "ConfigMap", "name": broker_config, "namespace": ns},
+                  "delivery": {"deadLetterSink": _dead_letter(t, ns)}}},
+        _kafka_sink(t, ns, output_sink_name(t), t.output.topic, o),
+        _kafka_sink(t, ns, dead_letter_sink_name(t), t.dead_letter_topic, o),
+    ]
+    out += [_service(t, ns, st, o) for st in t.stages]
+    for st in t.stages:
+        out.append(_trigger(t, ns, st, _ref("serving.knative.dev/v1", "Service", st.name, ns),
+                            _delivery(t, ns, st), st.input.type, st.delivery.ordering))
+    last = t.stages[-1]
+    out.append(_trigger(t, ns, None, _ref("eventing.knative.dev/v1alpha1", "KafkaSink", output_sink_name(t), ns),
+                        _delivery(t, ns, last), t.output.type, last.delivery.ordering))
+    # knative.md §1.2/§1.4: KafkaSource ordering defaults to ordered; no delivery = the upstream defaults.
+    out.append({"apiVersion": "sources.knative.dev/v1", "kind": "KafkaSource", "metadata": _meta(source_name(t), ns, t),
+                "spec": {"bootstrapServers": [o.bootstrap], "topics": [t.input.topic],
+                         "consumerGroup": source_group(ns, t), "initialOffset": "earliest", "ordering": "ordered",
+                         "sink": _ref("eventing.knative.dev/v1", "Broker", t.broker, ns)}})
+    out.append(_network_policy(t, ns))
+    return out
+
+
+def _network_policy(t: Topology, ns: str) -> Manifest:
+    """Stage pods take traffic only from Knative's data planes and the ingress, and call out only to DNS."""
+    sources = ["knative-serving", "knative-eventing", "kourier-system", "istio-system"]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(f"{t.pipeline}-stages", ns, t),
+            "spec": {"podSelector": {"matchLabels": {PIPELINE_LABEL: t.pipeline}}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
+                         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sources}]}}]}],
+                     "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}
+
+
+# Files -----------------------------------------------------------------------------------------
+
+_FILES = {"Namespace": "namespace.yaml", "ConfigMap": "config.yaml", "Broker": "broker.yaml", "KafkaSink": "sinks.yaml",
+          "Service": "services.yaml", "Trigger": "triggers.yaml", "KafkaSource": "source.yaml",
+          "NetworkPolicy": "network-policy.yaml"}
+HEADER = "# Rendered from the topology by `lagduel deploy knative --render`; edit pipeline.yaml, not this file.\n"
+
+
+def render_files(manifests: list[Manifest]) -> dict[str, str]:
+    """File name → YAML text: one file per kind, plus kustomization.yaml listing them in apply order."""
+    grouped: dict[str, list[Manifest]] = {}
+    for m in manifests:
+        grouped.setdefault(_FILES.get(m["kind"], "other.yaml"), []).append(m)
+    files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
+    kustomization: Mapping[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                                        "resources": list(grouped)}
+    files["kustomization.yaml"] = HEADER + yaml.safe_dump(dict(kustomization), sort_keys=False)
+    return files

@@ -1,0 +1,308 @@
+"""Knative Serving, emulated for one Service: replica processes, queue-proxy breakers, the activator, the KPA.
+
+Requests reach replicas over real HTTP. Each replica has a queue-proxy breaker: containerConcurrency
+requests at once and a queue of 10 × CC, beyond which it answers 503 (knative.md §3.2). While the
+activator is in the path (no ready pod, or negative excess burst capacity, §3.3) requests wait in the
+activator's buffer (10000 deep) for a replica with a free slot; otherwise they go straight to a replica,
+round-robin as kube-proxy would. The KPA observes the revision's concurrency every second and decides
+every 2 s; new replicas pay the scheduling delay plus a real process start; scale-down drains gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+from dataclasses import dataclass, field
+
+import aiohttp
+import httpx
+
+from pipeline.autoscale.kpa import TICK_S, KpaSettings, PodAutoscaler, ScaleDecision
+from pipeline.replicas import ReplicaProcess
+from pipeline.topology import Stage
+
+log = logging.getLogger("lagduel.knative.serving")
+ACTIVATOR_QUEUE_DEPTH = 10_000  # knative.md §3.3: breakerQueueDepth
+_HOP_BY_HOP = frozenset({"content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(eq=False)
+class Pod:
+    process: ReplicaProcess
+    capacity: int
+    in_flight: int = 0
+    queue: deque[asyncio.Future[Pod]] = field(default_factory=deque)
+    """Requests waiting in this pod's queue-proxy for a slot."""
+    ready: bool = False
+    draining: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def free(self) -> bool:
+        return self.ready and not self.draining and self.in_flight < self.capacity
+
+
+@dataclass
+class RevisionStats:
+    requests: int = 0
+    overloaded: int = 0
+    cold_starts: int = 0
+    cold_start_s: list[float] = field(default_factory=list)
+    last: ScaleDecision | None = None
+
+
+class Revision:
+    def __init__(self, stage: Stage, argv: Callable[[str], Sequence[str]], pod_start_delay_s: float,
+                 kpa: KpaSettings | None = None, client: httpx.AsyncClient | None = None) -> None:
+        self.stage = stage
+        self.kpa_settings = kpa or KpaSettings.for_stage(stage)
+        self._argv = argv
+        self._delay = pod_start_delay_s
+        self._client = client or httpx.AsyncClient(timeout=5)  # readiness probes
+        self._http: aiohttp.ClientSession | None = None
+        self.pods: list[Pod] = []
+        self.stats = RevisionStats()
+        self._buffer: deque[asyncio.Future[Pod]] = deque()  # the activator's buffer
+        self._rr = itertools.count()
+        self._names = itertools.count()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # replica boots and retirements
+        self._t0 = time.monotonic()
+        self.kpa = PodAutoscaler(self.kpa_settings, now=0.0)
+        # Time-weighted concurrency of the current second (what queue-proxy and the activator report).
+        self._area, self._mark, self._since = 0.0, 0.0, 0.0
+
+    # counts ------------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic() - self._t0
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for p in self.pods if p.ready and not p.draining)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(p.in_flight for p in self.pods)
+
+    @property
+    def queued(self) -> int:
+        """Requests held in the activator's buffer."""
+        return len(self._buffer)
+
+    @property
+    def concurrency(self) -> int:
+        return self.in_flight + self.queued + sum(len(p.queue) for p in self.pods)
+
+    def _account(self) -> None:
+        now = self._now()
+        self._area += self.concurrency * (now - self._mark)
+        self._mark = now
+
+    @property
+    def activator_in_path(self) -> bool:
+        last = self.stats.last
+        return self.ready == 0 or last is None or last.activator_in_path
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._scale(self.kpa.tick(0.0, 0).replicas)
+        self._loop_task = asyncio.create_task(self._autoscale())
+
+    async def stop(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+        for fut in (*self._buffer, *(f for p in self.pods for f in p.queue)):
+            fut.cancel()
+        pods, self.pods = self.pods, []
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(p.process.stop(grace_s=5) for p in pods), return_exceptions=True)
+        await self._client.aclose()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _autoscale(self) -> None:
+        """Observe every second, decide every 2 s (a request arriving at scale 0 pokes at once: `_poke`)."""
+        next_tick = TICK_S
+        while True:
+            await asyncio.sleep(1.0)
+            self._account()
+            now = self._now()
+            self.kpa.observe(now, self._area / max(now - self._since, 1e-3))
+            self._area, self._since = 0.0, now
+            if now >= next_tick:
+                self._decide(now)
+                next_tick = now + TICK_S
+
+    def _poke(self) -> None:
+        """knative.md §3.3 MultiScaler.Poke: at scale 0, a request's stat triggers a decision at once."""
+        self._account()
+        now = self._now()
+        self.kpa.observe(now, max(self.concurrency, 1))
+        self._decide(now)
+
+    def _decide(self, now: float) -> None:
+        decision = self.kpa.tick(now, self.ready)
+        self.stats.last = decision
+        self._scale(decision.replicas)
+
+    def _scale(self, want: int) -> None:
+        live = [p for p in self.pods if not p.draining]
+        for _ in range(want - len(live)):
+            self._add_pod()
+        surplus = len(live) - want
+        if surplus > 0:
+            # Starting pods go first, then the least busy ready ones.
+            for p in sorted(live, key=lambda p: (p.ready, p.in_flight))[:surplus]:
+                p.draining = True
+                self._spawn(self._retire(p))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _add_pod(self) -> None:
+        name = f"{self.stage.name}-{next(self._names)}"
+        pod = Pod(ReplicaProcess(name, self._argv(name), ready_path="/readyz"), self.stage.concurrency)
+        self.pods.append(pod)
+        pod.task = asyncio.create_task(self._boot(pod))
+        self._tasks.add(pod.task)
+        pod.task.add_done_callback(self._tasks.discard)
+
+    async def _boot(self, pod: Pod) -> None:
+        started = time.monotonic()
+        await asyncio.sleep(self._delay)  # scheduling + container start on a cluster
+        pod.process.spawn()
+        try:
+            await pod.process.wait_ready(self._client, timeout_s=60)
+        except (RuntimeError, TimeoutError) as exc:
+            log.warning("replica %s failed to start: %s", pod.process.name, exc)
+            pod.draining = True
+            await pod.process.stop()
+            if pod in self.pods:
+                self.pods.remove(pod)
+            return
+        pod.ready = True
+        self.stats.cold_starts += 1
+        self.stats.cold_start_s.append(time.monotonic() - started)
+        self._hand_out()
+
+    async def _retire(self, pod: Pod) -> None:
+        """Graceful scale-down: out of routing first, its waiters back to the activator, drain, then SIGTERM."""
+        if pod.task and not pod.task.done():
+            pod.task.cancel()
+        self._hand_out()
+        while pod.in_flight:
+            await asyncio.sleep(0.05)
+        await pod.process.stop(grace_s=10)
+        if pod in self.pods:
+            self.pods.remove(pod)
+
+    # requests ----------------------------------------------------------------------------------
+
+    async def handle(self, headers: dict[str, str], body: bytes) -> Reply:
+        self.stats.requests += 1
+        admitted = self._admit()
+        if admitted is None:
+            self.stats.overloaded += 1
+            return Reply(503, {"content-type": "text/plain"}, b"overloaded: request queue full")
+        pod = admitted if isinstance(admitted, Pod) else await self._wait(admitted)
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+        try:
+            async with self._session().post(pod.process.url, data=body, headers=forwarded) as r:
+                return Reply(r.status, dict(r.headers), await r.read())
+        except (aiohttp.ClientError, OSError) as exc:
+            return Reply(502, {"content-type": "text/plain"},
+                         f"replica {pod.process.name}: {type(exc).__name__}: {exc}".encode())
+        finally:
+            self._release(pod)
+
+    def _session(self) -> aiohttp.ClientSession:
+        # aiohttp for the hot hop to the replicas: a fraction of httpx's per-request CPU in this one process.
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False),
+                                               timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False)
+        return self._http
+
+    def _admit(self) -> Pod | asyncio.Future[Pod] | None:
+        """A pod with a reserved slot, a place in a queue, or None when the queue is full."""
+        ready = [p for p in self.pods if p.ready and not p.draining]
+        if self.activator_in_path or not ready:
+            free = [p for p in ready if p.free]
+            if free and not self._buffer:
+                return self._reserve(min(free, key=lambda p: p.in_flight))
+            if len(self._buffer) >= ACTIVATOR_QUEUE_DEPTH:
+                return None
+            fut = self._enqueue(self._buffer)
+            if self.kpa.replicas == 0:
+                self._poke()
+            return fut
+        pod = ready[next(self._rr) % len(ready)]  # kube-proxy spreads over the ready pods
+        if pod.free and not pod.queue:
+            return self._reserve(pod)
+        if len(pod.queue) >= 10 * pod.capacity:  # knative.md §3.2: queue-proxy queue depth 10 × CC
+            return None
+        return self._enqueue(pod.queue)
+
+    def _enqueue(self, queue: deque[asyncio.Future[Pod]]) -> asyncio.Future[Pod]:
+        self._account()
+        fut: asyncio.Future[Pod] = asyncio.get_running_loop().create_future()
+        queue.append(fut)
+        return fut
+
+    async def _wait(self, fut: asyncio.Future[Pod]) -> Pod:
+        try:
+            return await fut
+        except asyncio.CancelledError:  # the caller timed out while queued
+            if fut.done() and not fut.cancelled():
+                self._release(fut.result())
+            else:
+                self._account()
+                for queue in (self._buffer, *(p.queue for p in self.pods)):
+                    if fut in queue:
+                        queue.remove(fut)
+            raise
+
+    def _reserve(self, pod: Pod) -> Pod:
+        self._account()
+        pod.in_flight += 1
+        return pod
+
+    def _release(self, pod: Pod) -> None:
+        self._account()
+        pod.in_flight -= 1
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Give free slots to waiters, FIFO: a pod's own queue first, then the activator's buffer."""
+        for pod in self.pods:
+            while pod.queue and pod.free:
+                self._grant(pod.queue.popleft(), pod)
+            if pod.queue and (pod.draining or not pod.ready):
+                self._account()
+                self._buffer.extendleft(reversed(pod.queue))  # its queue-proxy is going: back to the activator
+                pod.queue.clear()
+        while self._buffer:
+            free = [p for p in self.pods if p.free]
+            if not free:
+                break
+            self._grant(self._buffer.popleft(), min(free, key=lambda p: p.in_flight))
+
+    def _grant(self, fut: asyncio.Future[Pod], pod: Pod) -> None:
+        if not fut.done():
+            fut.set_result(self._reserve(pod))

@@ -1,0 +1,119 @@
+"""A Kafka-broker Trigger, emulated: its own consumer group on the whole broker topic, filter, deliver, reply.
+
+knative.md §2.3: every Trigger reads every event of the broker topic and filters after consuming
+(a non-matching event is handled: nothing to produce). §2.4: unordered by default, at most
+max.poll.records = 50 in flight. §1.6: retries on >=500, 404, 408, 409, 429 and transport errors with
+backoffDelay × 2^n, then the dead-letter sink with knativeerror* extensions. §2.5: a reply event is
+produced straight into the broker topic; an empty reply is success; a non-CloudEvent body fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from confluent_kafka import Message
+
+from pipeline import events
+from pipeline.delivery import DispatcherConfig, HttpSender, KafkaDispatcher, Produce, RetryPolicy, SendResult
+from pipeline.kafka import KafkaSettings
+from pipeline.topology import Stage, Topology
+
+log = logging.getLogger("lagduel.knative.trigger")
+
+
+@dataclass
+class TriggerStats:
+    matched: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    errors: int = 0
+
+
+class TriggerDispatcher:
+    """Delivers the events of one type to a subscriber: a stage's Service, or (stage None) the output KafkaSink."""
+
+    def __init__(self, topology: Topology, settings: KafkaSettings, name: str, group: str, event_type: str,
+                 stage: Stage | None, sender: HttpSender | None, subscriber_url: str | None, namespace: str,
+                 delivery_stage: Stage, ordering: str = "unordered") -> None:
+        self.topology, self.name, self.event_type = topology, name, event_type
+        self.stage, self.sender, self.url, self.namespace = stage, sender, subscriber_url, namespace
+        self.policy = RetryPolicy.from_delivery(delivery_stage.delivery)
+        self.timeout_s = delivery_stage.timeout_s
+        self.stats = TriggerStats()
+        # Upstream Trigger groups start at `latest` (§2.3); here the settings' `earliest` applies, so events a
+        # stage replies before the group's first assignment on a fresh broker topic are not skipped.
+        config = DispatcherConfig(group=group, topics=(topology.broker_topic,), ordering=ordering,  # type: ignore[arg-type]
+                                  max_in_flight=50, client_id=f"kafka-broker-dispatcher-{name}")
+        self.dispatcher = KafkaDispatcher(settings, config, self._handle)
+
+    async def _handle(self, msg: Message) -> Sequence[Produce]:
+        if self._other_type(msg.headers()):
+            return []
+        try:
+            event = events.from_kafka(msg.key(), msg.value(), msg.headers())
+        except events.EventError as exc:
+            # Only CloudEvents are ever written to the broker topic; upstream discards others (§1.6).
+            self.stats.errors += 1
+            log.warning("trigger %s: skipping %s[%d]@%d: %s", self.name, msg.topic(), msg.partition(), msg.offset(), exc)
+            return []
+        if event.get_type() != self.event_type:  # filter.attributes.type: exact match
+            return []
+        self.stats.matched += 1
+        if self.stage is None:  # the KafkaSink: its receiver produces the event into its topic, binary mode
+            return [Produce(self.topology.output.topic, events.to_kafka(event, "binary"))]
+        assert self.sender is not None and self.url is not None
+        headers, body = events.to_http(event, "binary")  # §1.3: HTTP delivery is always binary
+        headers.update({"prefer": "reply", "kn-namespace": self.namespace})
+        result = await self.sender.send(self.url, headers, body, self.policy, self.timeout_s, on_retry=self._retried)
+        if not result.ok:
+            return [self._dead_letter(event, result, self._reason(result))]
+        if not result.body:
+            return []  # 202 filtered, or 200 without a reply
+        try:
+            reply = events.from_http(result.headers, result.body)
+        except events.EventError as exc:
+            return [self._dead_letter(event, result, f"reply is not a CloudEvent: {exc}")]
+        return [Produce(self.topology.broker_topic, events.to_kafka(reply, "binary"))]
+
+    def _other_type(self, headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
+        """The broker stores binary mode (§2.1): the `ce_type` header decides the filter without decoding the
+        event. Records without it (structured mode) are decoded in full."""
+        want = self.event_type.encode()
+        for name, value in headers or ():
+            if name == "ce_type":
+                return value != want
+        return False
+
+    def _retried(self, _status: int | None) -> None:
+        self.stats.retries += 1
+
+    @staticmethod
+    def _reason(result: SendResult) -> str:
+        if result.status is None:
+            return f"no reply after {result.attempts} attempts: {result.error}"
+        text = result.body.decode("utf-8", "replace")
+        try:
+            import orjson
+
+            doc = orjson.loads(result.body)
+            if isinstance(doc, dict) and "error" in doc:
+                text = str(doc["error"])
+        except orjson.JSONDecodeError:
+            pass
+        return text if result.status == 422 else f"HTTP {result.status} after {result.attempts} attempts: {text}"
+
+    def _dead_letter(self, event: events.CloudEvent, result: SendResult, reason: str) -> Produce:
+        assert self.stage is not None
+        self.stats.dead_lettered += 1
+        dl = events.dead_letter(event, self.stage.name, reason)
+        attrs = dict(dl.get_attributes())
+        # RecordDispatcherImpl: where it failed, the status and the body (base64, at most 1024 bytes).
+        attrs["knativeerrordest"] = self.url
+        if result.status is not None:
+            attrs["knativeerrorcode"] = str(result.status)
+        if result.body:
+            attrs["knativeerrordata"] = base64.b64encode(result.body[:1024]).decode()
+        return Produce(self.topology.dead_letter_topic, events.to_kafka(events.CloudEvent(attrs, dl.get_data()), "binary"))

@@ -1,0 +1,57 @@
+"""The Knative emulation end to end on the real broker: source, broker, triggers, KPA-scaled replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pipeline import events
+from pipeline.kafka import KafkaSettings
+from pipeline.knative.backend import KnativeBackend
+from pipeline.knative.source import wrap_record
+from pipeline.orders import OrderFactory
+from pipeline.runner import run_orders
+from pipeline.topology import Emulation, Topology
+
+
+def test_non_cloudevent_records_are_wrapped_as_upstream() -> None:
+    ev = wrap_record("ns", "src", "orders", 3, 17, b"k-1", b'{"a":1}',
+                     [("content-type", b"Application/JSON"), ("X-Trace_Id", b"t1")], 1_700_000_000_000)
+    attrs = ev.get_attributes()
+    assert attrs["type"] == "dev.knative.kafka.event"
+    assert attrs["source"] == "/apis/v1/namespaces/ns/kafkasources/src#orders"
+    assert (attrs["subject"], attrs["id"]) == ("partition:3#17", "partition:3/offset:17")
+    assert attrs["key"] == attrs["partitionkey"] == "k-1"
+    assert attrs["datacontenttype"] == "application/json" and attrs["kafkaheaderxtraceid"] == "t1"
+    assert (attrs["knativekafkapartition"], attrs["knativekafkaoffset"]) == ("3", "17")
+
+
+def test_cloudevent_records_pass_through_with_partition_and_offset() -> None:
+    rec = events.to_kafka(events.new_event("t.x", "/s", {"a": 1}, id="e-1", key="c-9"), "binary")
+    ev = wrap_record("ns", "src", "orders", 0, 5, rec.key, rec.value, rec.headers, None)
+    assert (ev.get_type(), ev.get_id(), ev.get_source()) == ("t.x", "e-1", "/s")
+    assert ev.get_extension("knativekafkaoffset") == "5" and ev.get_extension("key") is None
+
+
+@pytest.mark.kafka
+async def test_pipeline_delivers_everything_scales_out_and_back_to_zero(
+        fresh_topology: Topology, kafka_settings: KafkaSettings) -> None:
+    t = fresh_topology.with_stage_overrides(knative={"window_s": 6}, latency_ms=2)
+    score = t.stage("score").model_copy(update={"latency_ms": 40})
+    t = t.model_copy(update={"stages": (*t.stages[:-1], score), "emulation": Emulation(pod_start_delay_s=0.2)})
+    async with KnativeBackend(t, kafka_settings, scale_to_zero_grace_period_s=4) as backend:
+        result = await run_orders(backend, t, kafka_settings, 400, OrderFactory(seed=7, invalid_share=0.1), timeout_s=60)
+        d = result.delivery
+        assert d.complete and d.lost == 0 and d.misrouted == 0, (len(d.delivered), len(d.dead_lettered))
+        assert len(d.expected_invalid) > 10 and "no reason" not in d.reasons  # each names the field it broke
+        assert result.replicas_seen["score"] > 1  # the burst scaled the slow stage out
+        by = {s.stage: s for s in backend.status()}
+        assert by["validate"].dead_lettered == len(d.expected_invalid)
+        # Idle: every service goes back to zero (window 6 s, then the grace period).
+        deadline = time.monotonic() + 40
+        while any(s.ready or s.desired for s in backend.status()):
+            assert time.monotonic() < deadline, backend.status()
+            await asyncio.sleep(0.2)
+        assert all(s.cold_starts >= 1 for s in backend.status())
