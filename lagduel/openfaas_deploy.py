@@ -1,0 +1,59 @@
+"""`lagduel deploy openfaas`: render stack.yml, connectors and KEDA ScaledObjects from the topology, or deploy them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.openfaas.render import RenderOptions, render, render_files, stack
+from pipeline.settings import read_environment
+from pipeline.topology import TopologyError, load_topology
+
+
+@click.command("openfaas")
+@click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write stack.yml, function/pipeline.yaml and one YAML file per kind into this directory.")
+@click.option("--apply", "do_apply", is_flag=True,
+              help="Deploy the functions through the gateway and apply the rest to the current kube context.")
+@click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Topology file (default: the reference pipeline.yaml).")
+@click.option("--gateway", default="http://127.0.0.1:8080", show_default=True,
+              help="The OpenFaaS gateway for --apply (basic auth: OPENFAAS_USER / OPENFAAS_PASSWORD).")
+@click.option("--connector-gateway", default=RenderOptions.gateway, show_default=True,
+              help="The gateway as the in-cluster connectors reach it.")
+@click.option("--bootstrap", default=RenderOptions.bootstrap, show_default=True, help="The cluster's Kafka bootstrap.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the gateway password from this file instead of OPENFAAS_PASSWORD.")
+@click.option("--context", default=None, help="Kube context for --apply (default: the current one).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Kubeconfig file for --apply (default: KUBECONFIG or ~/.kube/config).")
+def openfaas(render_dir: Path | None, do_apply: bool, topology_path: Path | None, gateway: str, connector_gateway: str,
+             bootstrap: str, password_file: Path | None, context: str | None, kubeconfig: Path | None) -> None:
+    """OpenFaaS CE + KEDA: a function per stage (stack.yml), a Kafka connector Deployment per stage,
+    a ScaledObject per function scaling on its connector's consumer lag."""
+    if not render_dir and not do_apply:
+        raise click.UsageError("give --render DIR, --apply, or both")
+    try:
+        topology = load_topology(topology_path)
+    except TopologyError as exc:
+        raise click.ClickException(str(exc)) from None
+    options = RenderOptions(gateway=connector_gateway, bootstrap=bootstrap)
+    if render_dir:
+        files = render_files(topology, options)
+        try:
+            for name, text in files.items():
+                (render_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                (render_dir / name).write_text(text)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write to {render_dir}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {len(files)} files to {render_dir}")
+    if do_apply:
+        from pipeline.openfaas.apply import ApplyError, GatewayCredentials, apply
+
+        try:
+            credentials = GatewayCredentials.resolve(read_environment(), password_file)
+            done = apply(stack(topology, options), render(topology, options), gateway, credentials, context, kubeconfig)
+        except ApplyError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo("\n".join(done))

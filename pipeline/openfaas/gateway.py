@@ -1,0 +1,236 @@
+"""The OpenFaaS CE gateway, emulated (openfaas-keda.md §2, §3.4).
+
+- `/function/<name>[/...]`: synchronous proxy to a ready replica, round-robin; no replica and
+  desired 0 → scale to max(min, 1) and hold the request, polling every 100 ms up to 1000 times
+  (the CE scale-from-zero path, `function_scaler.go`); upstream timeout or unreachable → 502;
+  unknown function → 404.
+- `/async-function/<name>[/...]`: 202 with `X-Call-Id`; the request goes on an in-memory queue
+  drained by one worker per function (CE queue-worker: max_inflight 1, no retries, §4.5),
+  which calls `/function/<name>` and POSTs the result to `X-Callback-Url` when given.
+- `/system/*` behind basic auth: GET/POST/PUT /system/functions (list; deploy/update answer
+  501 — functions are the topology's), GET /system/function/<name>, POST
+  /system/scale-function/<name> (CE clamps to [1, 5]).
+- `/metrics` (port 8082 upstream, same port here): gateway_function_invocation_total{function_name,
+  code}, gateway_functions_seconds{function_name, code}, gateway_function_invocation_started,
+  gateway_service_count, on an explicit registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from pipeline.autoscale.keda import CE_MAX_REPLICAS
+from pipeline.openfaas.replicaset import FunctionReplicas
+
+SCALE_POLL_S = 0.1  # §3.4: poll every 100 ms ...
+SCALE_POLL_ATTEMPTS = 1000  # ... up to 1000 times
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "trailer", "upgrade"}
+_ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    upstream_timeout_s: float = 60.0  # §2 code default
+    namespace: str = "openfaas-fn"
+    """function_name label is `<name>.<namespace>` when the gateway has function_namespace set (§2)."""
+    user: str = "admin"
+    password: str = ""
+    """Empty: a random one is made, as the chart's generateBasicAuth does."""
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.invocations = Counter("gateway_function_invocation", "Function invocations",
+                                   ["function_name", "code"], registry=registry)
+        self.seconds = Histogram("gateway_functions_seconds", "Function duration", ["function_name", "code"],
+                                 registry=registry)
+        self.started = Counter("gateway_function_invocation_started", "Invocations started", ["function_name"],
+                               registry=registry)
+        self.service_count = Gauge("gateway_service_count", "Replicas", ["function_name"], registry=registry)
+
+
+class Gateway:
+    def __init__(self, functions: Mapping[str, FunctionReplicas], config: GatewayConfig = GatewayConfig(),
+                 registry: CollectorRegistry | None = None, min_replicas: Callable[[str], int] = lambda _: 0) -> None:
+        self.functions = functions
+        self.config = config if config.password else GatewayConfig(
+            config.upstream_timeout_s, config.namespace, config.user, secrets.token_urlsafe(16))
+        self.registry = registry or CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
+        self.codes: dict[str, dict[str, int]] = {name: {} for name in functions}
+        self.held: dict[str, int] = {name: 0 for name in functions}
+        self._min = min_replicas
+        # One keep-alive pool for every replica, made in the running loop on first use
+        # (max_idle_conns_per_host 1024 upstream, §2).
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout_s)
+        self._queues: dict[str, asyncio.Queue[tuple[str, dict[str, str], bytes, str]]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    def label(self, name: str) -> str:
+        return f"{name}.{self.config.namespace}" if self.config.namespace else name
+
+    # -- synchronous invocation ----------------------------------------------------------------
+    async def function(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        status, out_headers, content = await self.invoke(name, request.method, headers, body,
+                                                         request.path_params.get("path", ""))
+        return Response(content, status, out_headers)
+
+    async def invoke(self, name: str, method: str, headers: dict[str, str], body: bytes,
+                     path: str = "") -> tuple[int, dict[str, str], bytes]:
+        replicas = self.functions.get(name)
+        if replicas is None:
+            return 404, {}, f"error finding function {name}: not found".encode()
+        label = self.label(name)
+        self.metrics.started.labels(label).inc()
+        start = time.monotonic()
+        headers = {**headers, "X-Call-Id": headers.get("x-call-id") or str(uuid.uuid4()),
+                   "X-Start-Time": str(time.time_ns())}
+        url = replicas.next_url() or await self._scale_from_zero(name, replicas)
+        if url is None:
+            status, out, content = 500, {}, f"unable to reach a ready replica of {name}".encode()
+        else:
+            try:
+                async with self._client().request(method, f"{url}/{path}", headers=headers, data=body,
+                                                  timeout=self._timeout) as r:
+                    status, content = r.status, await r.read()
+                    out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP}
+            except TimeoutError:
+                status, out, content = 502, {}, f"upstream timeout for {name}".encode()
+            except aiohttp.ClientError:
+                status, out, content = 502, {}, f"Can't reach service for: {name}.".encode()
+        out["X-Served-By"] = "openfaas-ce/emulated"
+        code = str(status)
+        self.metrics.invocations.labels(label, code).inc()
+        self.metrics.seconds.labels(label, code).observe(time.monotonic() - start)
+        self.codes[name][code] = self.codes[name].get(code, 0) + 1
+        return status, out, content
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"))
+        return self._session
+
+    async def _scale_from_zero(self, name: str, replicas: FunctionReplicas) -> str | None:
+        """§3.4: desired 0 → scale to max(min, 1); hold the request until a replica is available."""
+        if replicas.desired == 0:
+            replicas.scale(max(self._min(name), 1))
+        self.held[name] += 1
+        try:
+            for _ in range(SCALE_POLL_ATTEMPTS):
+                url = replicas.next_url()
+                if url is not None:
+                    return url
+                await asyncio.sleep(SCALE_POLL_S)
+            return None
+        finally:
+            self.held[name] -= 1
+
+    # -- asynchronous invocation ---------------------------------------------------------------
+    async def async_function(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.functions:
+            return PlainTextResponse(f"error finding function {name}: not found", 404)
+        call_id = request.headers.get("x-call-id") or str(uuid.uuid4())
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        headers["X-Call-Id"] = call_id
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = asyncio.Queue()
+            self._workers.append(asyncio.create_task(self._queue_worker(name, queue)))
+        await queue.put((request.path_params.get("path", ""), headers, await request.body(), call_id))
+        return Response(b"", 202, {"X-Call-Id": call_id})
+
+    async def _queue_worker(self, name: str, queue: asyncio.Queue[tuple[str, dict[str, str], bytes, str]]) -> None:
+        while True:  # one at a time: the CE queue-worker's max_inflight is fixed at 1 (§4.5)
+            path, headers, body, call_id = await queue.get()
+            start = time.monotonic()
+            status, out, content = await self.invoke(name, "POST", headers, body, path)
+            callback = {k.lower(): v for k, v in headers.items()}.get("x-callback-url")
+            if callback:
+                try:
+                    async with self._client().post(callback, data=content, timeout=self._timeout, headers={
+                        **out, "X-Call-Id": call_id, "X-Function-Status": str(status), "X-Function-Name": name,
+                        "X-Duration-Seconds": f"{time.monotonic() - start:.6f}"}) as r:
+                        await r.read()
+                except (TimeoutError, aiohttp.ClientError):
+                    pass  # CE: no retries of callbacks (§4.5)
+
+    # -- system API ----------------------------------------------------------------------------
+    def _authorised(self, request: Request) -> bool:
+        expected = base64.b64encode(f"{self.config.user}:{self.config.password}".encode()).decode()
+        return secrets.compare_digest(request.headers.get("authorization", ""), f"Basic {expected}")
+
+    async def system(self, request: Request) -> Response:
+        if not self._authorised(request):
+            return PlainTextResponse("Unauthorized", 401, {"WWW-Authenticate": 'Basic realm="Restricted"'})
+        path = request.url.path
+        if path == "/system/functions":
+            if request.method == "GET":
+                return JSONResponse([self._status(n) for n in self.functions])
+            return PlainTextResponse("functions come from the topology in this emulation", 501)
+        name = request.path_params.get("name", "")
+        if name not in self.functions:
+            return PlainTextResponse(f"function {name} not found", 404)
+        if path.startswith("/system/function/"):
+            return JSONResponse(self._status(name))
+        if path.startswith("/system/scale-function/") and request.method == "POST":
+            try:
+                wanted = int((await request.json())["replicas"])
+            except (ValueError, KeyError, TypeError):
+                return PlainTextResponse("body must be JSON with an integer 'replicas'", 400)
+            if wanted == 0:
+                return PlainTextResponse("replicas cannot be set to 0 in OpenFaaS CE", 400)
+            self.functions[name].scale(min(max(wanted, 1), CE_MAX_REPLICAS))  # §2: CE clamps to [1, 5]
+            return Response(b"", 202)
+        return PlainTextResponse("Method Not Allowed", 405)
+
+    def _status(self, name: str) -> dict[str, object]:
+        r = self.functions[name]
+        return {"name": name, "namespace": self.config.namespace, "replicas": r.desired,
+                "availableReplicas": r.ready, "invocationCount": sum(self.codes[name].values())}
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        for name, r in self.functions.items():
+            self.metrics.service_count.labels(self.label(name)).set(r.ready)
+        return Response(generate_latest(self.registry), 200, {"content-type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("OK")
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/function/{name}", self.function, methods=_ANY),
+            Route("/function/{name}/{path:path}", self.function, methods=_ANY),
+            Route("/async-function/{name}", self.async_function, methods=["POST"]),
+            Route("/async-function/{name}/{path:path}", self.async_function, methods=["POST"]),
+            Route("/system/functions", self.system, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/system/function/{name}", self.system, methods=["GET"]),
+            Route("/system/scale-function/{name}", self.system, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+        ])
+
+    async def aclose(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        if self._session is not None:
+            await self._session.close()

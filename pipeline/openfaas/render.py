@@ -1,0 +1,216 @@
+"""The topology rendered for a cluster: stack.yml for faas-cli, a connector Deployment per stage,
+a KEDA ScaledObject per function, NetworkPolicies. Pure: topology and options in, documents out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from pipeline.openfaas.connector import connector_group
+from pipeline.openfaas.replicaset import topology_document
+from pipeline.topology import Stage, Topology
+
+Manifest = dict[str, Any]
+HEADER = "# Rendered from the topology by `lagduel deploy openfaas --render`; edit pipeline.yaml, not this file.\n"
+TEMPLATE = "lagduel-python3-http"
+SECURITY = {  # the restricted Pod Security Standard
+    "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+}
+METRICS_PORT = 8081
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    gateway: str = "http://gateway.openfaas:8080"
+    """The gateway as the connectors reach it (in-cluster Service of the openfaas chart)."""
+    bootstrap: str = "my-cluster-kafka-bootstrap.kafka:9092"
+    function_namespace: str = "openfaas-fn"
+    """Where faas-netes puts each function's Deployment (chart default, openfaas-keda.md §3.3)."""
+    gateway_namespace: str = "openfaas"
+    function_image: str = "dev.local/lagduel-{stage}:0.1.0"
+    connector_image: str = "dev.local/lagduel-connector:0.1.0"
+    ce: bool = True
+    """OpenFaaS Community Edition: at most 5 replicas per function (§3.3)."""
+
+
+def _labels(t: Topology, stage: Stage | None = None, component: str | None = None) -> dict[str, str]:
+    out = {"lagduel.dev/pipeline": t.pipeline}
+    if stage:
+        out["lagduel.dev/stage"] = stage.name
+    if component:
+        out["app.kubernetes.io/component"] = component
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _max_replicas(stage: Stage, o: RenderOptions) -> int:
+    return min(stage.max_replicas, 5) if o.ce else stage.max_replicas
+
+
+def stack(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, Any]:
+    """stack.yml (openfaas-keda.md §3.1): one function per stage, built from the local template."""
+    functions = {}
+    for st in t.stages:
+        # §1.3 / §2: exec_timeout <= gateway upstream_timeout; read/write a little longer than exec.
+        functions[st.name] = {
+            "lang": TEMPLATE,
+            "handler": "./function",
+            "image": o.function_image.format(stage=st.name),
+            "namespace": o.function_namespace,
+            "environment": {
+                "LAGDUEL_STAGE": st.name,
+                "LAGDUEL_TOPOLOGY": "/home/app/function/pipeline.yaml",
+                "max_inflight": str(st.concurrency),
+                "exec_timeout": _duration(st.timeout_s),
+                "read_timeout": _duration(st.timeout_s + 5),
+                "write_timeout": _duration(st.timeout_s + 5),
+                "healthcheck_interval": "5s",
+            },
+            # §3.4: labels for the OpenFaaS autoscalers; KEDA does the scaling here. `scale.min` is
+            # what faas-cli deploy resets the replicas to (§3.3), so it is at least 1.
+            "labels": {
+                "com.openfaas.scale.min": str(max(st.min_replicas, 1)),
+                "com.openfaas.scale.max": str(_max_replicas(st, o)),
+                "lagduel.dev/pipeline": t.pipeline,
+                "lagduel.dev/stage": st.name,
+            },
+            "annotations": {
+                "lagduel.dev/input-topic": st.input.topic,
+                "lagduel.dev/output-topic": st.output.topic,
+                "lagduel.dev/consumer-group": connector_group(t, st),
+                "lagduel.dev/scaler": "keda",
+            },
+            "limits": {"cpu": st.limits.cpu, "memory": st.limits.memory},
+            "requests": {"cpu": st.limits.cpu, "memory": st.limits.memory},
+            "readonly_root_filesystem": True,
+            "build_args": {"PYTHON_VERSION": "3.11"},
+        }
+    return {
+        "version": "1.0",
+        "provider": {"name": "openfaas", "gateway": "http://127.0.0.1:8080"},
+        "configuration": {"templates": [{"name": TEMPLATE}]},  # ./template/<name>, next to this file
+        "functions": functions,
+    }
+
+
+def _connector(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
+    name = f"{t.pipeline}-connector-{st.name}"
+    labels = _labels(t, st, "connector")
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": t.namespace, "labels": labels},
+        "spec": {
+            # One connector per stage: its in-flight bound (concurrency × max replicas) is the parallelism.
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {
+                    "prometheus.io/scrape": "true", "prometheus.io/port": str(METRICS_PORT)}},
+                "spec": {
+                    "enableServiceLinks": False,
+                    "automountServiceAccountToken": False,
+                    # The connector drains in-flight invocations on SIGTERM: give it the stage timeout.
+                    "terminationGracePeriodSeconds": int(st.timeout_s) + 10,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "connector",
+                        "image": o.connector_image,
+                        "args": ["connector", "--stage", st.name, "--topology", "/etc/lagduel/pipeline.yaml",
+                                 "--bootstrap", o.bootstrap, "--gateway", o.gateway,
+                                 "--metrics-port", str(METRICS_PORT)],
+                        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                        "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 5},
+                        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"},
+                                      "limits": {"cpu": "500m", "memory": "256Mi"}},
+                        "securityContext": SECURITY,
+                        "volumeMounts": [{"name": "topology", "mountPath": "/etc/lagduel", "readOnly": True}],
+                    }],
+                    "volumes": [{"name": "topology", "configMap": {"name": f"{t.pipeline}-openfaas-topology"}}],
+                },
+            },
+        },
+    }
+
+
+def scaled_object(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
+    """openfaas-keda.md §5.1/§5.2: the function's Deployment scaled on its connector group's lag."""
+    k = st.keda
+    return {
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": st.name, "namespace": o.function_namespace, "labels": _labels(t, st, "function")},
+        "spec": {
+            "scaleTargetRef": {"name": st.name},  # §3.3: the Deployment is named after the function
+            "pollingInterval": k.polling_interval_s,
+            "cooldownPeriod": k.cooldown_period_s,
+            "minReplicaCount": st.min_replicas,
+            "maxReplicaCount": _max_replicas(st, o),
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
+                "scaleDown": {"stabilizationWindowSeconds": k.scale_down_stabilization_s}}}},
+            "triggers": [{"type": "kafka", "metadata": {
+                "bootstrapServers": o.bootstrap,
+                "consumerGroup": connector_group(t, st),
+                "topic": st.input.topic,
+                "lagThreshold": str(k.lag_threshold),
+                "activationLagThreshold": str(k.activation_lag_threshold),
+                "offsetResetPolicy": k.offset_reset_policy,
+                "allowIdleConsumers": str(k.allow_idle_consumers).lower(),
+            }}],
+        },
+    }
+
+
+def _network_policies(t: Topology, o: RenderOptions) -> list[Manifest]:
+    functions = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": f"{t.pipeline}-functions", "namespace": o.function_namespace, "labels": _labels(t)},
+        "spec": {
+            # §3.3: faas-netes labels every function pod `faas_function: <name>`.
+            "podSelector": {"matchExpressions": [{"key": "faas_function", "operator": "In",
+                                                  "values": [st.name for st in t.stages]}]},
+            "policyTypes": ["Ingress"],
+            # Only the gateway (and its Prometheus) may call a function; the connectors go through the gateway.
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": o.gateway_namespace}}}],
+                "ports": [{"protocol": "TCP", "port": 8080}]}],
+        },
+    }
+    connectors = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": f"{t.pipeline}-connectors", "namespace": t.namespace, "labels": _labels(t)},
+        "spec": {
+            "podSelector": {"matchLabels": {**_labels(t), "app.kubernetes.io/component": "connector"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}],  # metrics scrapes only
+        },
+    }
+    return [functions, connectors]
+
+
+def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
+    """The Kubernetes objects (stack.yml is separate: faas-cli, not kubectl, applies it)."""
+    config = {"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": f"{t.pipeline}-openfaas-topology", "namespace": t.namespace, "labels": _labels(t)},
+              "data": {"pipeline.yaml": yaml.safe_dump(topology_document(t), sort_keys=False)}}
+    return [config, *(_connector(t, st, o) for st in t.stages), *(scaled_object(t, st, o) for st in t.stages),
+            *_network_policies(t, o)]
+
+
+_FILES = {"ConfigMap": "config.yaml", "Deployment": "connectors.yaml", "ScaledObject": "scaledobjects.yaml",
+          "NetworkPolicy": "network-policy.yaml"}
+
+
+def render_files(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, str]:
+    """File name → text: stack.yml, function/pipeline.yaml (built into the function image), one file per kind."""
+    grouped: dict[str, list[Manifest]] = {}
+    for m in render(t, o):
+        grouped.setdefault(_FILES[m["kind"]], []).append(m)
+    files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
+    files["stack.yml"] = HEADER + yaml.safe_dump(stack(t, o), sort_keys=False)
+    files["function/pipeline.yaml"] = HEADER + yaml.safe_dump(topology_document(t), sort_keys=False)
+    return files

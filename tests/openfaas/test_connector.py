@@ -1,0 +1,88 @@
+"""The connector: the pure outcome rule, and exhausted retries dead-lettered on the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from prometheus_client import generate_latest
+import pytest
+
+from pipeline import events
+from pipeline.broker.process import free_port
+from pipeline.delivery import SendResult
+from pipeline.kafka import KafkaSettings, LagReader
+from pipeline.openfaas.connector import ConnectorConfig, FunctionConnector, connector_group, outcome_of
+from pipeline.topology import Topology, load_topology
+
+from tests.openfaas.conftest import produce_orders
+
+TOPO = load_topology()
+STAGE = TOPO.stage("enrich")
+EVENT = events.new_event(STAGE.input.type, "/t", {"a": 1}, bookkeeping=events.Bookkeeping("r", 3, 1))
+
+
+def dead_reason(outcome) -> str:
+    (p,) = outcome.produce
+    assert p.topic == TOPO.dead_letter_topic
+    ev = events.from_kafka(p.record.key, p.record.value, p.record.headers)
+    assert ev.get_extension("ldstage") == "enrich" and events.bookkeeping_of(ev).seq == 3
+    return events.rejection_reason(ev) or ""
+
+
+def test_reply_goes_to_the_output_topic() -> None:
+    reply = events.successor(EVENT, STAGE.output.type, "/enrich", {"b": 2})
+    headers, body = events.to_http(reply, "binary")
+    (p,) = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(200, headers, body)).produce
+    assert p.topic == STAGE.output.topic
+    assert events.from_kafka(p.record.key, p.record.value, p.record.headers).get_type() == STAGE.output.type
+
+
+def test_filtered_produces_nothing() -> None:
+    assert outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(202)).produce == ()
+
+
+def test_rejection_and_bad_request_and_exhaustion_are_dead_lettered_with_the_reason() -> None:
+    rejected = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(422, body=orjson.dumps({"error": "no items"})))
+    assert rejected.cause == "rejected" and dead_reason(rejected) == "no items"
+    bad = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(400, body=b'{"error": "wrong type"}'))
+    assert bad.cause == "bad_request" and dead_reason(bad) == "HTTP 400: wrong type"
+    gone = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(None, attempts=6, error="timed out after 30 s"))
+    assert gone.cause == "exhausted" and "after 6 attempts; last: timed out" in dead_reason(gone)
+    busy = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(503, attempts=6))
+    assert dead_reason(busy).endswith("last: HTTP 503")
+    junk = outcome_of(STAGE, TOPO.dead_letter_topic, EVENT, SendResult(200, {"content-type": "text/plain"}, b"hi"))
+    assert junk.cause == "invalid_reply"
+
+
+def test_in_flight_bound_and_group() -> None:
+    cfg = ConnectorConfig.for_stage(TOPO, "score", "http://gw:8080/")
+    assert cfg.max_in_flight == STAGE.concurrency * STAGE.max_replicas
+    assert cfg.function_url == "http://gw:8080/function/score"
+    assert cfg.group == connector_group(TOPO, TOPO.stage("score")) == "lagduel-connector-orders-score"
+
+
+@pytest.mark.kafka
+async def test_unreachable_function_is_retried_then_dead_lettered_and_committed(
+        fresh_topology: Topology, kafka_settings: KafkaSettings, reader) -> None:
+    topo = fresh_topology.with_stage_overrides(delivery={"retry": 2, "backoff_delay_s": 0.01})
+    produce_orders(kafka_settings, topo, 12, "exhaust", invalid_share=0)
+    config = ConnectorConfig.for_stage(topo, "validate", f"http://127.0.0.1:{free_port()}", commit_interval_s=0.2)
+    connector = FunctionConnector(kafka_settings, config)
+    task = asyncio.create_task(connector.run())
+    dlq = reader(topo.dead_letter_topic)
+    deadline = time.monotonic() + 30
+    while len(dlq.seqs) < 12:
+        assert time.monotonic() < deadline, f"only {len(dlq.seqs)} dead-lettered"
+        await asyncio.to_thread(dlq.poll, 0.2)
+    assert set(dlq.seqs) == set(range(12))
+    assert all("retries exhausted after 3 attempts" in events.rejection_reason(e) for e in dlq.events)
+    assert connector.metrics.retries == 24 and connector.metrics.dead_lettered == 12
+    connector.stop()
+    await task
+    lag = LagReader(kafka_settings).lag(config.group, topo.input.topic)
+    assert lag.total == 0 and lag.uncommitted == sum(1 for p in lag.partitions if p.log_end == 0)
+    text = generate_latest(connector.metrics.registry).decode()
+    assert 'lagduel_connector_dead_lettered_total{cause="exhausted",function="validate"} 12.0' in text
+    assert 'lagduel_connector_invocations_total{code="transport",function="validate"} 36.0' in text
