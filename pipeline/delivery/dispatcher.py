@@ -78,9 +78,16 @@ class KafkaDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """End the consume loop's idle wait: a record finished (room freed) or stop was asked."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def run(self) -> None:
         self._consumer = Consumer(self._settings.consumer(self.config.group))
@@ -116,9 +123,17 @@ class KafkaDispatcher:
             if loop.time() >= next_commit:
                 self._commit(sync=False)
                 next_commit = loop.time() + self.config.commit_interval_s
-            # Back off while idle, so dispatchers sharing a loop don't starve each other's handlers.
-            idle = _IDLE_POLL_S if msgs else min(idle * 2, _IDLE_POLL_MAX_S)
-            await asyncio.sleep(0 if msgs else idle)
+            # Back off while idle, so dispatchers sharing a loop don't starve each other's handlers; but a
+            # full dispatcher polls again as soon as a record finishes, not after the backoff.
+            if msgs:
+                idle = _IDLE_POLL_S
+                await asyncio.sleep(0)
+                continue
+            idle = min(idle * 2, _IDLE_POLL_MAX_S)
+            self._waiter = loop.create_future()
+            timer = loop.call_later(idle, self._wake)
+            await self._waiter
+            timer.cancel()
 
     def _room(self) -> int:
         if self.config.ordering == "ordered":
@@ -190,6 +205,7 @@ class KafkaDispatcher:
                 tracker.done(msg.offset())
         finally:
             self.stats.in_flight -= 1
+            self._wake()
 
     async def _run_handler(self, msg: Message) -> Sequence[Produce]:
         while True:

@@ -80,3 +80,17 @@ def test_data_must_be_a_json_object() -> None:
     headers, _ = events.to_http(ev)
     with pytest.raises(events.EventError, match="JSON object"):
         events.data_of(events.from_http(headers, b"[1, 2]"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=6), book=books,
+       key=st.text("abc123-", min_size=1, max_size=8), id_=st.text("abcdef0123456789-", min_size=1, max_size=20))
+def test_a_template_record_reads_back_as_the_sdk_event(data: dict, book: events.Bookkeeping, key: str, id_: str) -> None:
+    template = events.BinaryRecordTemplate("dev.t.a", "/src")
+    fast = template.record(id_, "2026-01-02T03:04:05.000006Z", key, book, data)
+    sdk = events.to_kafka(events.new_event("dev.t.a", "/src", data, id=id_, key=key, bookkeeping=book))
+    a, b = events.from_kafka(fast.key, fast.value, fast.headers), events.from_kafka(sdk.key, sdk.value, sdk.headers)
+    assert {k: v for k, v in a.get_attributes().items() if k != "time"} == {k: v for k, v in b.get_attributes().items() if k != "time"}
+    assert a.get_time().isoformat() == "2026-01-02T03:04:05.000006+00:00"
+    assert events.data_of(a) == events.data_of(b) == data
+    assert sorted(k for k, _ in fast.headers) == sorted(k for k, _ in sdk.headers) and fast.key == sdk.key
