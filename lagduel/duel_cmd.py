@@ -1,0 +1,105 @@
+"""`lagduel duel`: the same seeded load on each backend; lag, replicas, latency; a report folder."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from load.cluster import ClusterUnavailable
+from load.duel import DuelPlan, Live as BackendLive
+from load.match import run_duel
+from load.profiles import ProfileError, parse_profile
+from pipeline.backends import BACKENDS, UnknownBackend
+from pipeline.broker import BrokerError
+from pipeline.broker.locate import open_kafka
+from pipeline.kafka import BrokerUnavailable, KafkaSettings, wait_for_broker
+from pipeline.settings import read_environment
+from pipeline.topology import TopologyError, load_topology
+
+from lagduel.kafka_cmd import broker_failure
+from lagduel.load_cmd import load_options
+
+
+def _overrides(items: tuple[str, ...]) -> dict:
+    """`knative.window_s=30` -> {"knative": {"window_s": 30}} (values parsed as YAML scalars)."""
+    out: dict = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.ClickException(f"--set {item!r}: expected key=value, e.g. keda.polling_interval_s=1")
+        node = out
+        *path, leaf = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def _table(lives: dict[str, BackendLive]) -> Table:
+    t = Table(title="lagduel duel", title_justify="left")
+    for col in ("backend", "phase", "t (s)", "sent/scheduled", "in ev/s", "out ev/s", "lag", "ready", "at sinks"):
+        t.add_column(col, justify="left" if col in ("backend", "phase") else "right")
+    for b, v in lives.items():
+        t.add_row(b, v.phase, f"{v.elapsed_s:.0f}", f"{v.sent:,}/{v.scheduled:,}", f"{v.produce_rate:,.0f}",
+                  f"{v.output_rate:,.0f}", f"{v.lag:,}", str(v.ready), f"{v.received:,}")
+    return t
+
+
+@click.command("duel")
+@load_options
+@click.option("--backends", default="knative,openfaas,native", show_default=True,
+              help=f"Comma-separated, run in this order (known: {', '.join(BACKENDS)}).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
+@click.option("--drain-timeout", type=click.FloatRange(1), default=180, show_default=True,
+              help="After the load, wait at most this long for each backend to deliver everything.")
+@click.option("--settle", type=click.FloatRange(0), default=45, show_default=True,
+              help="Keep sampling this long after the drain, to see replicas scale back.")
+@click.option("--kube-context", default=None,
+              help="On a real cluster (with --bootstrap): read replicas from this kube context's API.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30.")
+def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int, workers: int,
+         late_ms: float, bootstrap: str | None, topology_path: Path | None, backends: str, out: Path, drain_timeout: float,
+         settle: float, kube_context: str | None, sets: tuple[str, ...]) -> None:
+    """Run identical seeded load through each backend and write a run folder with an HTML report."""
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown or not names:
+        raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    try:
+        profile = parse_profile(profile_spec, duration)
+        topology = load_topology(topology_path)
+        if sets:
+            topology = topology.with_stage_overrides(**_overrides(sets))
+    except (ProfileError, TopologyError, ValueError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
+                    kube_context=kube_context)
+    console = Console(stderr=True)
+    try:
+        kafka = open_kafka(read_environment(), bootstrap)
+    except BrokerError as exc:
+        raise broker_failure(exc) from None
+    with kafka:
+        settings = KafkaSettings(kafka.bootstrap)
+        try:
+            wait_for_broker(settings)
+        except BrokerUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        lives: dict[str, BackendLive] = {}
+        with Live(_table(lives), console=console, refresh_per_second=2) as live:
+            def show(v: BackendLive) -> None:
+                lives[v.backend] = v
+                live.update(_table(lives))
+            try:
+                folder = asyncio.run(run_duel(names, topology, settings, plan, out, kafka.version, on_live=show))
+            except (UnknownBackend, ClusterUnavailable) as exc:
+                raise click.ClickException(str(exc)) from None
+    console.print((folder / "summary.md").read_text())
+    console.print(f"report: {folder / 'report.html'}")

@@ -1,0 +1,226 @@
+"""Load profiles: pure functions of elapsed time giving the target rate (Locust's `LoadTestShape.tick`).
+
+A profile never looks at a clock; the schedule of intended send times is derived from it here, so
+every run with the same profile and seed offers the identical load.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class ProfileError(ValueError):
+    """A profile spec that cannot be built; the message names the parameter."""
+
+
+class Profile(Protocol):
+    duration_s: float
+
+    def rate(self, t: float) -> float:
+        """Target events per second at elapsed time `t` (0 ≤ t < duration_s)."""
+        ...
+
+    def disturbance(self) -> tuple[float, float]:
+        """The window whose aftermath recovery metrics measure (the spike of a burst)."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Constant:
+    rate_eps: float = 100.0
+    duration_s: float = 60.0
+
+    def rate(self, t: float) -> float:
+        return self.rate_eps
+
+    def disturbance(self) -> tuple[float, float]:
+        return (0.0, self.duration_s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "constant", "rate": self.rate_eps, "duration": self.duration_s}
+
+
+@dataclass(frozen=True)
+class Step:
+    """`start` events/s, raised by `step` every `every` seconds."""
+
+    start: float = 50.0
+    step: float = 50.0
+    every: float = 10.0
+    duration_s: float = 60.0
+
+    def rate(self, t: float) -> float:
+        return self.start + self.step * math.floor(t / self.every)
+
+    def disturbance(self) -> tuple[float, float]:
+        return (min(self.every, self.duration_s), self.duration_s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "step", "start": self.start, "step": self.step, "every": self.every, "duration": self.duration_s}
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """Linear from `start` to `end` events/s over the whole duration."""
+
+    start: float = 10.0
+    end: float = 500.0
+    duration_s: float = 60.0
+
+    def rate(self, t: float) -> float:
+        return self.start + (self.end - self.start) * min(max(t / self.duration_s, 0.0), 1.0)
+
+    def disturbance(self) -> tuple[float, float]:
+        return (0.0, self.duration_s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "ramp", "start": self.start, "end": self.end, "duration": self.duration_s}
+
+
+@dataclass(frozen=True)
+class Burst:
+    """`baseline` events/s, plus `height` more for `length` seconds starting at `at`."""
+
+    # Defaults: the README demo. 300 ev/s at the peak asks ~3 score replicas of either serverless
+    # backend (concurrency 4, 20 ms) and still lets all three backends finish in minutes on 2 cores.
+    baseline: float = 20.0
+    height: float = 280.0
+    at: float = 10.0
+    length: float = 15.0
+    duration_s: float = 45.0
+
+    def rate(self, t: float) -> float:
+        return self.baseline + (self.height if self.at <= t < self.at + self.length else 0.0)
+
+    def disturbance(self) -> tuple[float, float]:
+        return (self.at, min(self.at + self.length, self.duration_s))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "burst", "baseline": self.baseline, "height": self.height, "at": self.at,
+                "length": self.length, "duration": self.duration_s}
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A recorded rate trace: (t, rate) points, each rate held until the next point."""
+
+    points: tuple[tuple[float, float], ...] = field(default=((0.0, 0.0),))
+    duration_s: float = 60.0
+    source: str = ""
+
+    def rate(self, t: float) -> float:
+        current = 0.0
+        for at, r in self.points:
+            if at > t:
+                break
+            current = r
+        return current
+
+    def disturbance(self) -> tuple[float, float]:
+        peak_t, peak = max(self.points, key=lambda p: p[1])
+        later = [at for at, _ in self.points if at > peak_t]
+        return (peak_t, min(later[0] if later else self.duration_s, self.duration_s))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "replay", "trace": self.source, "points": len(self.points), "duration": self.duration_s}
+
+    @classmethod
+    def from_csv(cls, path: str | Path, duration_s: float | None = None) -> Replay:
+        """Rows `t,rate` (seconds, events/s); a header row is skipped."""
+        try:
+            rows = list(csv.reader(Path(path).read_text().splitlines()))
+        except OSError as exc:
+            raise ProfileError(f"trace {path}: cannot read ({exc.strerror})") from None
+        points: list[tuple[float, float]] = []
+        for n, row in enumerate(rows, 1):
+            if not row or row[0].strip().startswith("#"):
+                continue
+            try:
+                t, r = float(row[0]), float(row[1])
+            except (ValueError, IndexError):
+                if n == 1:
+                    continue  # header
+                raise ProfileError(f"trace {path}: line {n}: expected 't,rate' numbers, got {row!r}") from None
+            if r < 0 or (points and t <= points[-1][0]):
+                raise ProfileError(f"trace {path}: line {n}: times must increase and rates be >= 0")
+            points.append((t, r))
+        if not points:
+            raise ProfileError(f"trace {path}: no (t, rate) rows")
+        step = points[-1][0] - points[-2][0] if len(points) > 1 else 1.0
+        return cls(tuple(points), duration_s or points[-1][0] + step, str(path))
+
+
+KINDS: dict[str, type] = {"constant": Constant, "step": Step, "ramp": Ramp, "burst": Burst, "replay": Replay}
+_ALIASES = {"duration": "duration_s", "rate": "rate_eps"}
+
+
+def parse_profile(spec: str, duration_s: float | None = None) -> Profile:
+    """`burst`, `burst:baseline=40,height=560,at=15,length=20`, `constant:rate=200`, `replay:trace=rates.csv`."""
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise ProfileError(f"unknown profile {kind!r}; choose from {', '.join(KINDS)}")
+    params: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ProfileError(f"profile parameter {item!r}: expected key=value")
+        params[_ALIASES.get(key.strip(), key.strip())] = value.strip()
+    if duration_s is not None:
+        params["duration_s"] = duration_s
+    if kind == "replay":
+        if "trace" not in params:
+            raise ProfileError("profile replay needs trace=<csv file of t,rate rows>")
+        d = params.get("duration_s")
+        return Replay.from_csv(params["trace"], float(d) if d is not None else None)
+    cls = KINDS[kind]
+    known = set(cls.__dataclass_fields__)
+    unknown = set(params) - known
+    if unknown:
+        raise ProfileError(f"profile {kind}: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    try:
+        profile = cls(**{k: float(v) for k, v in params.items()})
+    except ValueError as exc:
+        raise ProfileError(f"profile {kind}: parameters must be numbers ({exc})") from None
+    if profile.duration_s <= 0 or any(profile.rate(t) < 0 for t in _grid(profile.duration_s)):
+        raise ProfileError(f"profile {kind}: duration must be > 0 and rates >= 0")
+    return profile
+
+
+def _grid(duration_s: float, step: float = 0.5) -> Iterator[float]:
+    t = 0.0
+    while t < duration_s:
+        yield t
+        t += step
+
+
+def schedule(profile: Profile, step_s: float = 0.01) -> Iterator[float]:
+    """Intended send offsets (seconds from start): event k goes when the integral of the rate reaches k.
+
+    Exact for piecewise-constant rates; a ramp is sampled every `step_s`.
+    """
+    owed = 0.0  # integral of the rate up to t
+    k = 0
+    t = 0.0
+    n_steps = math.ceil(profile.duration_s / step_s)
+    for i in range(n_steps):
+        t = i * step_s
+        dt = min(step_s, profile.duration_s - t)
+        r = profile.rate(t)
+        if r > 0:
+            end = owed + r * dt
+            while k <= end - 1e-9:
+                yield t + (k - owed) / r
+                k += 1
+            owed = end
+
+
+def expected_count(profile: Profile, step_s: float = 0.01) -> int:
+    return sum(1 for _ in schedule(profile, step_s))

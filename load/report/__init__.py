@@ -1,0 +1,1 @@
+"""Reports of a run: template arguments built from data (pure), then rendered to HTML or Markdown."""

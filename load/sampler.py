@@ -1,0 +1,130 @@
+"""LagSampler: once a second, every stage's offset lag, estimated time lag, rates and replicas.
+
+Offsets come from one batched admin round (load.offsets); replicas, retries and errors from
+the backend's own status (or, on a real cluster, load.cluster). Lag is log-end minus committed,
+clamped at 0, exactly as KEDA's scaler computes it; a partition without a commit is reported as
+uncommitted, never as zero lag (benchmarks.md §3.1, kafka-lag-exporter #45).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from load.offsets import OffsetReader, OffsetSnapshot
+from load.timelag import TopicTimeline
+from pipeline.backends import LagSource, StageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class StageSample:
+    stage: str
+    lag: int
+    """Sum over partitions with a commit."""
+    uncommitted: int
+    """Partitions where the group has no commit yet."""
+    committed_total: int
+    consume_rate: float
+    """Committed offsets per second since the previous sample."""
+    time_lag_s: float | None
+    """kafka-lag-exporter estimate, worst partition; None when it cannot be estimated."""
+    partition_lag: tuple[int | None, ...]
+    partition_committed: tuple[int | None, ...]
+    desired: int = 0
+    ready: int = 0
+    in_flight: int = 0
+    queued: int = 0
+    retries: int = 0
+    errors: int = 0
+    dead_lettered: int = 0
+    cold_starts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    t: float
+    """Seconds since the run's start."""
+    input_end: int
+    produce_rate: float
+    output_end: int
+    output_rate: float
+    dead_letter_end: int
+    stages: tuple[StageSample, ...]
+    cost_ms: float = 0.0
+    """CPU time this process spent taking the sample."""
+
+    @property
+    def total_lag(self) -> int:
+        return sum(s.lag for s in self.stages)
+
+    @property
+    def ready(self) -> int:
+        return sum(s.ready for s in self.stages)
+
+
+@dataclass
+class LagSampler:
+    reader: OffsetReader
+    sources: Sequence[LagSource]
+    input_topic: str
+    output_topic: str
+    dead_letter_topic: str
+    start: float = field(default_factory=time.time)
+    """Wall-clock zero of the series (the load's start)."""
+    _prev: tuple[float, OffsetSnapshot] | None = None
+    _timelines: dict[str, TopicTimeline] = field(default_factory=dict)
+
+    def read_offsets(self) -> tuple[float, OffsetSnapshot]:
+        """The blocking half (admin round trips): call it from a thread."""
+        topics = [self.input_topic, self.output_topic, self.dead_letter_topic, *(s.topic for s in self.sources)]
+        snap = self.reader.read(topics, [(s.group, s.topic) for s in self.sources])
+        return time.time(), snap
+
+    def sample(self, at: float, snap: OffsetSnapshot, status: Sequence[StageStatus] = (),
+               cpu_start: float | None = None) -> Sample:
+        """The pure half: turn one snapshot (and the backend's status) into a Sample."""
+        prev_at, prev = self._prev if self._prev else (at, snap)
+        dt = max(at - prev_at, 1e-9)
+        for topic, ends in snap.log_ends.items():
+            self._timelines.setdefault(topic, TopicTimeline()).add(ends, at)
+        by_stage = {s.stage: s for s in status}
+        stages = []
+        for src in self.sources:
+            ends = snap.log_ends[src.topic]
+            committed = snap.committed[(src.group, src.topic)]
+            before = prev.committed.get((src.group, src.topic), committed)
+            lags = tuple(None if committed.get(p) is None else max(e - committed[p], 0)  # type: ignore[operator]
+                         for p, e in sorted(ends.items()))
+            st = by_stage.get(src.stage)
+            stages.append(StageSample(
+                stage=src.stage, lag=sum(x for x in lags if x is not None),
+                uncommitted=sum(1 for x in lags if x is None),
+                committed_total=sum(c or 0 for c in committed.values()),
+                consume_rate=sum((committed.get(p) or 0) - (before.get(p) or 0) for p in committed) / dt,
+                time_lag_s=self._timelines[src.topic].max_lag_s(committed, at),
+                partition_lag=lags, partition_committed=tuple(committed.get(p) for p in sorted(ends)),
+                desired=st.desired if st else 0, ready=st.ready if st else 0, in_flight=st.in_flight if st else 0,
+                queued=st.queued if st else 0, retries=st.retries if st else 0, errors=st.errors if st else 0,
+                dead_lettered=st.dead_lettered if st else 0, cold_starts=st.cold_starts if st else 0,
+            ))
+
+        def end(topic: str, s: OffsetSnapshot) -> int:
+            return sum(s.log_ends.get(topic, {}).values())
+
+        sample = Sample(
+            t=round(at - self.start, 3),
+            input_end=end(self.input_topic, snap), produce_rate=(end(self.input_topic, snap) - end(self.input_topic, prev)) / dt,
+            output_end=end(self.output_topic, snap), output_rate=(end(self.output_topic, snap) - end(self.output_topic, prev)) / dt,
+            dead_letter_end=end(self.dead_letter_topic, snap), stages=tuple(stages),
+            cost_ms=(time.process_time() - cpu_start) * 1000 if cpu_start is not None else 0.0,
+        )
+        if self._prev is None or at > prev_at:
+            self._prev = (at, snap)
+        return sample
+
+    def take(self, status: Callable[[], Sequence[StageStatus]] | None = None) -> Sample:
+        """Read and sample in one blocking call (for tests and simple loops)."""
+        cpu = time.process_time()
+        at, snap = self.read_offsets()
+        return self.sample(at, snap, status() if status else (), cpu)
