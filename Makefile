@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## Create .venv and install lagduel with its test tools
 
 demo: $(STAMP)  ## Duel the backends on a short burst on an embedded Kafka; prints the report's path
-	$(BIN)/lagduel duel --profile burst
+	$(BIN)/lagduel duel --profile burst --settle 75
 
 test: $(STAMP)  ## Run the import contracts and the test suite (starts a real Kafka broker)
 	$(BIN)/lint-imports

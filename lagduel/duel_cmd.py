@@ -16,13 +16,9 @@ from load.duel import DuelPlan, Live as BackendLive
 from load.match import run_duel
 from load.profiles import ProfileError, parse_profile
 from pipeline.backends import BACKENDS, UnknownBackend
-from pipeline.broker import BrokerError
-from pipeline.broker.locate import open_kafka
-from pipeline.kafka import BrokerUnavailable, KafkaSettings, wait_for_broker
-from pipeline.settings import read_environment
 from pipeline.topology import TopologyError, load_topology
 
-from lagduel.kafka_cmd import broker_failure
+from lagduel.kafka_cmd import serving_kafka
 from lagduel.load_cmd import load_options
 
 
@@ -82,16 +78,7 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
                     kube_context=kube_context)
     console = Console(stderr=True)
-    try:
-        kafka = open_kafka(read_environment(), bootstrap)
-    except BrokerError as exc:
-        raise broker_failure(exc) from None
-    with kafka:
-        settings = KafkaSettings(kafka.bootstrap)
-        try:
-            wait_for_broker(settings)
-        except BrokerUnavailable as exc:
-            raise click.ClickException(str(exc)) from None
+    with serving_kafka(bootstrap) as (kafka, settings):
         lives: dict[str, BackendLive] = {}
         with Live(_table(lives), console=console, refresh_per_second=2) as live:
             def show(v: BackendLive) -> None:

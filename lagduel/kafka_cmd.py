@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pipeline.broker import BrokerError
+from pipeline.broker import BrokerError, Kafka
 from pipeline.broker.locate import BackgroundBroker, open_kafka, run_background
+from pipeline.kafka import BrokerUnavailable, KafkaSettings, wait_for_broker
 from pipeline.settings import read_environment
 
 
 def broker_failure(exc: BrokerError) -> click.ClickException:
     """One line naming the cause, then where the log is and its tail."""
     return click.ClickException(exc.details())
+
+
+@contextmanager
+def serving_kafka(bootstrap: str | None) -> Iterator[tuple[Kafka, KafkaSettings]]:
+    """The Kafka a command uses (see `open_kafka`), answering, or a one-line CLI error; stopped after if ours."""
+    try:
+        kafka = open_kafka(read_environment(), bootstrap)
+    except BrokerError as exc:
+        raise broker_failure(exc) from None
+    with kafka:
+        settings = KafkaSettings(kafka.bootstrap)
+        try:
+            wait_for_broker(settings)
+        except BrokerUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        yield kafka, settings
 
 
 @click.group()

@@ -12,13 +12,10 @@ from rich.live import Live
 from load.generator import GeneratorFailed, LoadProgress, run_load
 from load.producer import LoadPlan
 from load.profiles import ProfileError, parse_profile
-from pipeline.broker import BrokerError
-from pipeline.broker.locate import open_kafka
-from pipeline.kafka import BrokerUnavailable, KafkaSettings, create_topics, wait_for_broker
-from pipeline.settings import read_environment
+from pipeline.kafka import create_topics
 from pipeline.topology import TopologyError, load_topology
 
-from lagduel.kafka_cmd import broker_failure
+from lagduel.kafka_cmd import serving_kafka
 
 PROFILE_HELP = ("constant[:rate=R] | step[:start=,step=,every=] | ramp[:start=,end=] | "
                 "burst[:baseline=,height=,at=,length=] | replay:trace=FILE.csv")
@@ -62,16 +59,7 @@ def load(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raw["input"]["topic"] = topic
         topology = type(topology).model_validate(raw)
     console = Console(stderr=True)
-    try:
-        kafka = open_kafka(read_environment(), bootstrap)
-    except BrokerError as exc:
-        raise broker_failure(exc) from None
-    with kafka:
-        settings = KafkaSettings(kafka.bootstrap)
-        try:
-            wait_for_broker(settings)
-        except BrokerUnavailable as exc:
-            raise click.ClickException(str(exc)) from None
+    with serving_kafka(bootstrap) as (kafka, settings):
         create_topics(settings, [topology.input.topic], topology.partitions, topology.replication_factor)
         plan = LoadPlan(topology, f"load-{uuid.uuid4().hex[:8]}", profile, seed, invalid_share, record_bytes, workers,
                         late_threshold_ms=late_ms, max_p99_lateness_ms=2 * late_ms)

@@ -11,15 +11,12 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.backends import BACKENDS, StageStatus, UnknownBackend, make_backend
-from pipeline.broker import BrokerError
-from pipeline.broker.locate import open_kafka
-from pipeline.kafka import KafkaSettings, create_topics, wait_for_broker
+from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.orders import OrderFactory
 from pipeline.runner import Delivery, RunResult, run_orders
-from pipeline.settings import read_environment
 from pipeline.topology import Topology, TopologyError, load_topology
 
-from lagduel.kafka_cmd import broker_failure
+from lagduel.kafka_cmd import serving_kafka
 
 
 def _status_table(backend: str, delivery: Delivery, expected: int, statuses: list[StageStatus]) -> Table:
@@ -59,13 +56,9 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
     if latency_ms is not None:
         topology = topology.with_stage_overrides(latency_ms=latency_ms)
     console = Console(stderr=True)
-    try:
-        kafka = open_kafka(read_environment(), bootstrap)
-    except BrokerError as exc:
-        raise broker_failure(exc) from None
-    with kafka:
+    with serving_kafka(bootstrap) as (kafka, settings):
         console.print(f"Kafka at {kafka.bootstrap} ({kafka.origin})" + (f"; broker log: {kafka.log_path}" if kafka.log_path else ""))
-        result = asyncio.run(_run(backend_name, topology, KafkaSettings(kafka.bootstrap), count,
+        result = asyncio.run(_run(backend_name, topology, settings, count,
                                   OrderFactory(seed, invalid_share, record_bytes), timeout_s, console))
     _report(result, backend_name)
 
@@ -76,7 +69,6 @@ async def _run(backend_name: str, topology: Topology, settings: KafkaSettings, c
 
     run_topology = topology.with_topic_prefix(f"run-{uuid.uuid4().hex[:6]}-")
     try:
-        wait_for_broker(settings)
         create_topics(settings, run_topology.topics, run_topology.partitions, run_topology.replication_factor)
         backend = make_backend(backend_name, run_topology, settings)
     except UnknownBackend as exc:

@@ -12,18 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kubernetes import config
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import ApiException, ResourceNotFoundError
-
+from pipeline.kube import ApplyError, Applier, dynamic_client
 from pipeline.settings import Environment
 
-FIELD_MANAGER = "lagduel"
-
-
-class ApplyError(RuntimeError):
-    """The set cannot be deployed; the message names the cause."""
+__all__ = ["ApplyError", "GatewayCredentials", "apply"]
 
 
 @dataclass(frozen=True)
@@ -88,42 +80,14 @@ class GatewayClient:
         self._http.close()
 
 
-def kube_client(context: str | None = None, kubeconfig: Path | None = None) -> DynamicClient:
-    try:
-        api = config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
-    except (ConfigException, OSError, TypeError) as exc:
-        where = f"context {context!r}" if context else "the current kube context"
-        raise ApplyError(f"no usable Kubernetes cluster config ({where}): {exc}") from None
-    try:
-        return DynamicClient(api)
-    except Exception as exc:  # discovery against an unreachable or refusing API server
-        raise ApplyError(f"cannot reach the Kubernetes API at {api.configuration.host}: {exc}") from None
-
-
 def apply(stack: Mapping[str, Any], manifests: Sequence[dict[str, Any]], gateway: str, credentials: GatewayCredentials,
           context: str | None = None, kubeconfig: Path | None = None) -> list[str]:
     """Deploy the functions, then server-side apply the manifests; returns what was done."""
     client = GatewayClient(gateway, credentials)
     try:
         client.check()
-        dyn = kube_client(context, kubeconfig)
-        resources = []
-        for m in manifests:
-            try:
-                resources.append(dyn.resources.get(api_version=m["apiVersion"], kind=m["kind"]))
-            except ResourceNotFoundError:
-                raise ApplyError(f"the cluster does not serve {m['kind']} ({m['apiVersion']}): "
-                                 "install KEDA (ScaledObject) first") from None
+        applier = Applier(dynamic_client(context, kubeconfig), manifests, "install KEDA (ScaledObject) first")
         done = [client.deploy(function_deployment(name, fn)) for name, fn in stack["functions"].items()]
     finally:
         client.close()
-    for m, res in zip(manifests, resources):
-        meta = m["metadata"]
-        try:
-            res.server_side_apply(body=m, name=meta["name"], namespace=meta.get("namespace"),
-                                  field_manager=FIELD_MANAGER, force_conflicts=True)
-        except ApiException as exc:
-            raise ApplyError(f"applying {m['kind']}/{meta['name']} failed: {exc.status} {exc.reason}: "
-                             f"{(exc.body or '')[:300]}") from None
-        done.append(f"applied {m['kind']}/{meta['name']}")
-    return done
+    return done + [f"applied {what}" for what in applier.apply()]

@@ -1,0 +1,137 @@
+"""`make bench`: measure every hot path on an embedded broker; write BENCHMARKS.md and bench/results.json.
+
+    python -m bench [--quick] [--only generator,hop,pipeline,sampler]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.broker import open_kafka
+from pipeline.broker.maven import resolve_jars
+from pipeline.kafka import KafkaSettings, wait_for_broker
+from pipeline.settings import read_environment
+from pipeline.topology import load_topology
+
+from bench import hop as hops
+from bench.generator import max_sustained_rate
+from bench.harness import RECORD_BYTES, Figure, machine, repeat
+from bench.memory import peak_rss_mib
+from bench.perftest import producer_perf_test
+from bench.pipeline import pipeline_rate
+from bench.report import render
+from bench.sampler import cpu_per_sample_ms
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("generator", "hop", "pipeline", "sampler")
+
+
+def target(text: str, measured: float | None, goal: float, higher_is_better: bool = True) -> dict[str, Any]:
+    met = None if measured is None else (measured >= goal if higher_is_better else measured <= goal)
+    return {"target": text, "measured": measured, "met": met}
+
+
+def generator_section(settings: KafkaSettings, runs: int, env_libs: Path, memory: dict[str, float]) -> dict[str, Any]:
+    topology = load_topology()
+    gen = [repeat(f"lagduel load, {w} worker{'s' * (w > 1)}", "events/s", runs,
+                  lambda _i, w=w: max_sustained_rate(settings, topology, w),
+                  note="highest constant rate held on schedule (p99 lateness ≤ 50 ms, ≤ 1 % late)") for w in (1, 2)]
+    memory["load generator worker"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    java = repeat("kafka-producer-perf-test (Java)", "records/s", runs,
+                  lambda _i: producer_perf_test(env_libs, settings, f"perf-{uuid.uuid4().hex[:6]}", 300_000,
+                                                RECORD_BYTES, topology.partitions),
+                  note=f"{RECORD_BYTES}-byte records, acks=all, same broker, full speed")
+    ratio = Figure("ratio: 2 workers / Java tool", "×", [g / j for g, j in zip(gen[1].values, java.values)])
+    return {"title": "Load generator vs Kafka's own producer", "figures": [f.as_dict() for f in (*gen, java, ratio)],
+            "about": "Open-loop: every event has an intended send time; a rate counts only if the schedule held.",
+            "targets": [target("2 workers ≥ 0.5 × kafka-producer-perf-test", ratio.median, 0.5)]}
+
+
+def hop_section(settings: KafkaSettings, runs: int) -> dict[str, Any]:
+    topology = load_topology()
+    figs = {name: repeat(f"({name[0]}) {name[2:].replace('_', ' ')}", "events/s", runs,
+                         lambda _i, fn=fn: fn(settings, topology, topology.partitions)) for name, fn in hops.HOPS.items()}
+    a = figs["a_confluent_loop"]
+    ratios = [Figure(f"ratio ({k[0]}) / (a)", "×", [x / y for x, y in zip(f.values, a.values)]) for k, f in figs.items() if k != "a_confluent_loop"]
+    r = {f.name[7]: f.median for f in ratios}
+    return {"title": "One stage hop (validate, 0 ms latency)",
+            "about": f"{hops.HOP_EVENTS:,} prefilled 512-byte orders; rate from the first output record to the last.",
+            "figures": [f.as_dict() for f in (*figs.values(), *ratios)],
+            "targets": [target("(b) native Faust ≥ 0.5 × (a)", r.get("b"), 0.5),
+                        target("(c) Knative path ≥ 0.25 × (a)", r.get("c"), 0.25),
+                        target("(d) OpenFaaS path ≥ 0.25 × (a)", r.get("d"), 0.25)]}
+
+
+def pipeline_section(settings: KafkaSettings, runs: int, events: int, memory: dict[str, float]) -> dict[str, Any]:
+    topology = load_topology()
+    figs = []
+    for backend in ("native", "knative", "openfaas"):
+        for latency in (0, 20):
+            figs.append(repeat(f"{backend}, score latency {latency} ms", "events/s", runs,
+                               lambda _i, b=backend, lat=latency: pipeline_rate(b, settings, topology, lat, events, memory),
+                               note=f"{events:,} orders, from 1 replica (cold starts and scale-out included)"))
+    return {"title": "Whole pipeline, end to end", "figures": [f.as_dict() for f in figs],
+            "about": "validate → enrich → score with the reference scaling settings; replicas scale freely."}
+
+
+def sampler_section(settings: KafkaSettings, runs: int) -> dict[str, Any]:
+    figs = [repeat(f"CPU per sample, {p:,} partitions × 3 groups", "ms", runs,
+                   lambda _i, p=p: cpu_per_sample_ms(settings, p)) for p in (100, 1000)]
+    return {"title": "Lag sampler", "figures": [f.as_dict() for f in figs],
+            "about": "Process CPU time of one 1 s sample: log-end offsets of 5 topics and 3 groups' commits.",
+            "targets": [target("< 50 ms per sample at 1,000 partitions", figs[1].median, 50, higher_is_better=False)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run per figure instead of three")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--pipeline-events", type=int, default=3000)
+    args = parser.parse_args()
+    runs = 1 if args.quick else 3
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    env = read_environment()
+    started = time.monotonic()
+    memory: dict[str, float] = {}
+    with open_kafka(env) as kafka:
+        settings = KafkaSettings(kafka.bootstrap)
+        wait_for_broker(settings)
+        print(f"benchmarks on Kafka at {kafka.bootstrap} ({kafka.origin})", flush=True)
+        sections = []
+        if "generator" in only:
+            sections.append(generator_section(settings, runs, resolve_jars(env.cache_dir, env.kafka_version), memory))
+        if "hop" in only:
+            sections.append(hop_section(settings, runs))
+        if "pipeline" in only:
+            sections.append(pipeline_section(settings, 1 if args.quick else 2, args.pipeline_events, memory))
+        if "sampler" in only:
+            sections.append(sampler_section(settings, runs))
+        broker_pid = _broker_pid(kafka)
+        if broker_pid:
+            memory["Kafka broker (JVM, -Xmx512m)"] = peak_rss_mib(broker_pid)
+    memory["benchmark process (Knative dispatchers in-process)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sections.append({"title": "Peak memory (RSS)", "about": "High-water mark of resident memory over the runs above.",
+                     "figures": [Figure(k, "MiB", [v]).as_dict() for k, v in sorted(memory.items())]})
+    results = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "kafka_version": env.kafka_version,
+               "machine": machine(), "sections": sections, "wall_s": round(time.monotonic() - started, 1)}
+    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (ROOT / "BENCHMARKS.md").write_text(render(results) + f"\nThe suite took {results['wall_s'] / 60:.1f} minutes.\n")
+    print(f"wrote BENCHMARKS.md and bench/results.json in {results['wall_s'] / 60:.1f} min")
+
+
+def _broker_pid(kafka: Any) -> int | None:
+    from bench.memory import find
+
+    pids = find(str(kafka.log_path.parent)) if kafka.log_path else []
+    return pids[0] if pids else None
+
+
+if __name__ == "__main__":
+    main()
