@@ -1,6 +1,7 @@
 """`lagduel run --backend openfaas`: OpenFaaS + KEDA emulated locally on the real broker.
 
-Per stage: a connector (own consumer group) → the emulated gateway → watchdog replica processes.
+Per stage: a connector process (own consumer group) → the emulated gateway → watchdog replica
+processes. This process plays the cluster: the gateway with its provider, the Deployments, KEDA/HPA.
 A control loop reads each connector group's real lag with LagReader and feeds the stage's
 ScaledObjectPolicy (KEDA scale loop for 0↔1, HPA for 1↔N), whose decisions set the replica count.
 """
@@ -25,7 +26,8 @@ from pipeline.autoscale.keda import ScaledObjectPolicy
 from pipeline.backends import LagSource, StageStatus
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, LagReader
-from pipeline.openfaas.connector import ConnectorConfig, FunctionConnector
+from pipeline.openfaas.connector import ConnectorConfig
+from pipeline.openfaas.connectors import ConnectorDeployment
 from pipeline.openfaas.gateway import Gateway, GatewayConfig
 from pipeline.openfaas.replicaset import FunctionReplicas, write_topology
 from pipeline.settings import read_environment
@@ -60,20 +62,20 @@ class OpenFaasBackend:
         self._gateway_config = GatewayConfig(upstream_timeout_s, user=env.gateway_user or "admin",
                                              password=env.gateway_password or "")
         self.replicas: dict[str, FunctionReplicas] = {}
-        self.connectors: dict[str, FunctionConnector] = {}
+        self.connectors: dict[str, ConnectorDeployment] = {}
         self.policies: dict[str, ScaledObjectPolicy] = {}
         self.gateway: Gateway | None = None
         self.gateway_url = ""
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._retired: dict[str, tuple[int, int]] = {}  # retries, dead-lettered of stopped connectors
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._topology_file = Path()
         self._server: uvicorn.Server | None = None
         self._client: httpx.AsyncClient | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> OpenFaasBackend:
         self._workdir = tempfile.TemporaryDirectory(prefix="lagduel-openfaas-")
-        topo_file = write_topology(self.topology, Path(self._workdir.name) / "topology.yaml")
+        topo_file = self._topology_file = write_topology(self.topology, Path(self._workdir.name) / "topology.yaml")
         self._client = httpx.AsyncClient()
         now = time.monotonic()
         for st in self.topology.stages:
@@ -90,17 +92,20 @@ class OpenFaasBackend:
         self._tasks["gateway"] = asyncio.create_task(self._server.serve())
         self.gateway_url = f"http://127.0.0.1:{port}"
         await self._await_gateway()
-        for st in self.topology.stages:
-            self.start_connector(st.name)
+        try:
+            await asyncio.gather(*(self.start_connector(st.name) for st in self.topology.stages))
+        except BaseException:
+            await self.__aexit__()
+            raise
         self._tasks["control"] = asyncio.create_task(self._control_loop())
+        self._tasks["scrape"] = asyncio.create_task(self._scrape_loop())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        control = self._tasks.pop("control", None)
-        if control:
-            control.cancel()
-        for name in list(self.connectors):
-            await self.stop_connector(name)
+        for task in (self._tasks.pop("control", None), self._tasks.pop("scrape", None)):
+            if task:
+                task.cancel()
+        await asyncio.gather(*(self.stop_connector(name) for name in list(self.connectors)))
         for r in self.replicas.values():
             await r.close()
         if self._server:
@@ -125,21 +130,31 @@ class OpenFaasBackend:
             await asyncio.sleep(0.05)
         raise RuntimeError("the emulated gateway did not start within 10 s")
 
-    def start_connector(self, stage: str) -> FunctionConnector:
-        config = ConnectorConfig.for_stage(self.topology, stage, self.gateway_url, self.max_in_flight,
-                                           self.commit_interval_s)
-        connector = FunctionConnector(self.settings, config, CollectorRegistry())
-        self.connectors[stage] = connector
-        self._tasks[f"connector:{stage}"] = asyncio.create_task(connector.run())
+    async def start_connector(self, stage: str) -> ConnectorDeployment:
+        """Start (or restart) the stage's connector process; returns once it serves its metrics."""
+        assert self._client is not None and self._workdir is not None
+        connector = self.connectors.get(stage)
+        if connector is None:
+            config = ConnectorConfig.for_stage(self.topology, stage, self.gateway_url, self.max_in_flight,
+                                               self.commit_interval_s)
+            connector = self.connectors[stage] = ConnectorDeployment(config, self.settings, self._topology_file,
+                                                                     Path(self._workdir.name))
+        await connector.start(self._client)
         return connector
 
     async def stop_connector(self, stage: str) -> None:
-        """Graceful stop: drain in-flight invocations, produce their results, commit."""
-        connector = self.connectors.pop(stage)
-        connector.stop()
-        await self._tasks.pop(f"connector:{stage}")
-        retries, dead = self._retired.get(stage, (0, 0))
-        self._retired[stage] = (retries + connector.metrics.retries, dead + connector.metrics.dead_lettered)
+        """Graceful stop (SIGTERM): drain in-flight invocations, produce their results, commit."""
+        await self.connectors[stage].stop()
+
+    async def _scrape_loop(self) -> None:
+        """Read each connector's counts from its /metrics, as Prometheus would; replace dead connectors."""
+        assert self._client is not None
+        while True:
+            for connector in list(self.connectors.values()):
+                if connector.died():
+                    await connector.restart(self._client)
+                await connector.scrape(self._client)
+            await asyncio.sleep(self.control_tick_s)
 
     # -- control plane ---------------------------------------------------------------------------
     async def _control_loop(self) -> None:
@@ -175,8 +190,7 @@ class OpenFaasBackend:
         out = []
         for st in self.topology.stages:
             r = self.replicas[st.name]
-            c = self.connectors.get(st.name)
-            retries, dead = self._retired.get(st.name, (0, 0))
+            c = self.connectors[st.name].total if st.name in self.connectors else None
             codes = self.gateway.codes[st.name] if self.gateway else {}
             metric = self.policies[st.name].last_metric
             extra: dict[str, float] = {f"gateway_{code}": float(n) for code, n in codes.items()}
@@ -184,10 +198,10 @@ class OpenFaasBackend:
                 extra.update(keda_metric=float(metric.total_lag), keda_active=float(metric.active))
             out.append(StageStatus(
                 stage=st.name, desired=r.desired, ready=r.ready,
-                in_flight=c.stats.in_flight if c else 0,
+                in_flight=c.in_flight if c else 0,
                 queued=self.gateway.held[st.name] if self.gateway else 0,
-                retries=retries + (c.metrics.retries if c else 0),
-                dead_lettered=dead + (c.metrics.dead_lettered if c else 0),
+                retries=c.retries if c else 0,
+                dead_lettered=c.dead_lettered if c else 0,
                 errors=sum(n for code, n in codes.items() if code.startswith("5")),
                 cold_starts=r.cold_starts, extra=extra))
         return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import secrets
 import time
 import uuid
@@ -31,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.autoscale.keda import CE_MAX_REPLICAS
 from pipeline.openfaas.replicaset import FunctionReplicas
@@ -39,6 +41,7 @@ SCALE_POLL_S = 0.1  # §3.4: poll every 100 ms ...
 SCALE_POLL_ATTEMPTS = 1000  # ... up to 1000 times
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "trailer", "upgrade"}
 _ANY = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_NAME = re.compile(r"[-a-zA-Z_0-9.]+")  # §2: function name pattern of the routes
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,25 @@ class Gateway:
         status, out_headers, content = await self.invoke(name, request.method, headers, body,
                                                          request.path_params.get("path", ""))
         return Response(content, status, out_headers)
+
+    async def _function_asgi(self, scope: Scope, receive: Receive, send: Send, name: str, path: str) -> None:
+        """`/function/<name>[/<path>]` as plain ASGI: the same answer as `function`, without the
+        per-request cost of Starlette's request, response and middleware objects on the hot path."""
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                   if k.decode("latin-1") not in _HOP}
+        status, out, content = await self.invoke(name, scope["method"], headers, b"".join(chunks), path)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]
+        raw.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": content})
 
     async def invoke(self, name: str, method: str, headers: dict[str, str], body: bytes,
                      path: str = "") -> tuple[int, dict[str, str], bytes]:
@@ -216,7 +238,19 @@ class Gateway:
     async def healthz(self, request: Request) -> Response:
         return PlainTextResponse("OK")
 
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
+        """The gateway's routes; `/function/...` calls, the hot path, skip Starlette (see `_function_asgi`)."""
+        routes = self._routes()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/function/") and scope["method"] in _ANY:
+                name, _, path = scope["path"][len("/function/"):].partition("/")
+                if _NAME.fullmatch(name):
+                    return await self._function_asgi(scope, receive, send, name, path)
+            await routes(scope, receive, send)
+        return app
+
+    def _routes(self) -> Starlette:
         return Starlette(routes=[
             Route("/function/{name}", self.function, methods=_ANY),
             Route("/function/{name}/{path:path}", self.function, methods=_ANY),

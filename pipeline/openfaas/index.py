@@ -71,15 +71,18 @@ class FunctionServer:
 
     async def invoke(self, request: Request) -> Response:
         event = Event(await request.body(), request.headers, request.method, request.query_params, request.url.path)
+        status, headers, body = await self.call(event)
+        return Response(body, status, headers)
+
+    async def call(self, event: Event) -> tuple[int, dict[str, str], bytes]:
+        """Run the handler on a worker thread; (status, headers, body) of its answer."""
         try:
             result = await anyio.to_thread.run_sync(self.handler, event, self.context, limiter=self.limiter,
                                                    abandon_on_cancel=True)
         except Exception as exc:  # Flask answers an unhandled exception with 500
             log.exception("function handler raised")
-            return Response(orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}), 500,
-                            media_type="application/json")
-        status, headers, body = format_response(result)
-        return Response(body, status, headers)
+            return 500, {"content-type": "application/json"}, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        return format_response(result)
 
     def app(self) -> Starlette:
         async def route(request: Request) -> Response:

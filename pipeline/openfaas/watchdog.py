@@ -22,17 +22,20 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.openfaas.handler import FunctionHandler
-from pipeline.openfaas.index import METHODS, FunctionServer
+from pipeline.openfaas.index import METHODS, Event, FunctionServer
 from pipeline.settings import read_environment
 from pipeline.topology import Stage, load_topology
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
 def parse_duration(text: str) -> float:
@@ -120,13 +123,57 @@ class Watchdog:
         finally:
             self.in_flight -= 1
 
-    def app(self) -> Starlette:
+    async def _invoke_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`invoke` as plain ASGI, the hot path: the same answers without Starlette's per-request objects."""
+        if self._limit_met():
+            return await _reply(send, 429, [(b"x-openfaas-internal", b"faas-middleware"), _TEXT],
+                                b"Concurrent request limit exceeded")
+        self.in_flight += 1
+        try:
+            chunks = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            event = Event(b"".join(chunks), Headers(raw=scope["headers"]), scope["method"],
+                          QueryParams(scope["query_string"]), scope["path"])
+            try:
+                timeout = self.config.exec_timeout_s or None  # 0 disables the timeout
+                status, headers, body = await asyncio.wait_for(self.function.call(event), timeout)
+            except TimeoutError:
+                return await _reply(send, 504, [(b"x-openfaas-internal", b"of-watchdog"), _TEXT],
+                                    f"Function exceeded exec_timeout of {self.config.exec_timeout_s:g}s".encode())
+            await _reply(send, status, [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+                                        if k.lower() != "content-length"], body)
+        finally:
+            self.in_flight -= 1
+
+    def app(self) -> ASGIApp:
+        """The watchdog's routes; function calls (anything but `/_/...`) skip Starlette."""
+        routes = self._routes()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["method"] in METHODS and not scope["path"].startswith("/_/"):
+                return await self._invoke_asgi(scope, receive, send)
+            await routes(scope, receive, send)
+        return app
+
+    def _routes(self) -> Starlette:
         return Starlette(routes=[
             Route("/_/health", self.health, methods=METHODS),  # GET only; others 405, not the function
             Route("/_/ready", self.ready, methods=METHODS),
             Route("/", self.invoke, methods=METHODS),
             Route("/{path:path}", self.invoke, methods=METHODS),
         ])
+
+
+async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class WatchdogServer(uvicorn.Server):

@@ -39,7 +39,9 @@ def test_cloudevent_records_pass_through_with_partition_and_offset() -> None:
 async def test_pipeline_delivers_everything_scales_out_and_back_to_zero(
         fresh_topology: Topology, kafka_settings: KafkaSettings) -> None:
     t = fresh_topology.with_stage_overrides(knative={"window_s": 6}, latency_ms=2)
-    score = t.stage("score").model_copy(update={"latency_ms": 40})
+    # 80 ms per order at concurrency 4: ~7 s of work for one replica, so the burst outlasts a cold start
+    # even on a loaded machine, and the KPA must scale out to finish it quickly.
+    score = t.stage("score").model_copy(update={"latency_ms": 80})
     t = t.model_copy(update={"stages": (*t.stages[:-1], score), "emulation": Emulation(pod_start_delay_s=0.2)})
     async with KnativeBackend(t, kafka_settings, scale_to_zero_grace_period_s=4) as backend:
         result = await run_orders(backend, t, kafka_settings, 400, OrderFactory(seed=7, invalid_share=0.1), timeout_s=60)

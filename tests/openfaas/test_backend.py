@@ -68,8 +68,10 @@ async def test_burst_delivers_every_order_scales_out_and_back_to_zero(
 
 async def test_at_least_once_through_replica_kill_and_connector_restart(
         fresh_topology: Topology, kafka_settings: KafkaSettings, reader) -> None:
-    # One replica per function: the SIGKILL certainly hits requests in flight.
+    # One replica per function, and score slower than its feed: score's replica is always full when the
+    # SIGKILL comes, so it certainly hits requests in flight.
     topo = fast(fresh_topology, latency_ms=30, min_replicas=1, max_replicas=1)
+    topo = topo.model_copy(update={"stages": (*topo.stages[:2], topo.stages[2].model_copy(update={"latency_ms": 80}))})
     valid, invalid = produce_orders(kafka_settings, topo, 400, "failures")
     out, dlq = reader(topo.output.topic), reader(topo.dead_letter_topic)
     async with make_backend("openfaas", topo, kafka_settings, hpa_sync_period_s=1.0) as backend:
@@ -77,9 +79,14 @@ async def test_at_least_once_through_replica_kill_and_connector_restart(
         await until(lambda: backend.connectors["score"].stats.handled >= 20
                     and backend.connectors["score"].stats.in_flight > 0, 30, "score under way")
         assert score.kill_one() is not None  # SIGKILL with requests in flight: 502s, retried
+        validate = backend.connectors["validate"]
+        assert validate.process is not None
+        validate.process.kill()  # a crashed connector pod: replaced; its uncommitted records come again
+        await until(lambda: validate.restarts >= 1 and validate.process is not None and validate.process.alive(),
+                    30, "validate connector replaced")
         await until(lambda: backend.connectors["enrich"].stats.handled >= 40, 30, "enrich under way")
         await backend.stop_connector("enrich")
-        backend.start_connector("enrich")
+        await backend.start_connector("enrich")
         await until(lambda: set(out.seqs) >= valid and set(dlq.seqs) >= invalid, 60, "all orders",
                     lambda: (out.poll(0.1), dlq.poll(0.1)))
         assert set(dlq.seqs) == invalid

@@ -14,6 +14,7 @@ from pipeline.broker.process import free_port
 from pipeline.delivery import SendResult
 from pipeline.kafka import KafkaSettings, LagReader
 from pipeline.openfaas.connector import ConnectorConfig, FunctionConnector, connector_group, outcome_of
+from pipeline.openfaas.connectors import ConnectorStats, parse_metrics
 from pipeline.topology import Topology, load_topology
 
 from tests.openfaas.conftest import produce_orders
@@ -86,3 +87,15 @@ async def test_unreachable_function_is_retried_then_dead_lettered_and_committed(
     text = generate_latest(connector.metrics.registry).decode()
     assert 'lagduel_connector_dead_lettered_total{cause="exhausted",function="validate"} 12.0' in text
     assert 'lagduel_connector_invocations_total{code="transport",function="validate"} 36.0' in text
+
+
+def test_supervisor_reads_the_counts_the_connector_exports() -> None:
+    connector = FunctionConnector(KafkaSettings("127.0.0.1:9"), ConnectorConfig.for_stage(TOPO, "enrich", "http://gw"))
+    connector.metrics.retried(503)
+    connector.metrics.retried(None)
+    connector.metrics.invoked(200)
+    connector.metrics.dead_letter("rejected")
+    connector.stats.consumed, connector.stats.handled, connector.stats.in_flight = 9, 7, 2
+    scraped = parse_metrics(generate_latest(connector.metrics.registry).decode())
+    assert scraped == ConnectorStats(consumed=9, handled=7, in_flight=2, retries=2, dead_lettered=1)
+    assert scraped == ConnectorStats(**connector.totals())

@@ -104,6 +104,9 @@ def test_ce_cap_limits_replicas_to_five() -> None:
 
 
 def test_hpa_defaulted_behavior_used_for_stage() -> None:
-    policy = ScaledObjectPolicy.for_stage(load_topology().stages[0])
-    assert policy.hpa.behavior == HpaBehavior.defaulted(300)
+    stage = load_topology().stages[0]
+    policy = ScaledObjectPolicy.for_stage(stage)
+    # advanced.horizontalPodAutoscalerConfig.behavior left out: the defaulted behaviour, with the stage's window.
+    assert policy.hpa.behavior == HpaBehavior.defaulted(stage.keda.scale_down_stabilization_s)
+    assert policy.hpa.behavior != HpaBehavior.defaulted(stage.keda.scale_down_stabilization_s + 1)
     assert isinstance(policy.hpa, HorizontalPodAutoscaler) and policy.hpa.min_replicas == 1
