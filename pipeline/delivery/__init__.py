@@ -7,9 +7,9 @@ asked for is acknowledged by the broker; offsets are committed as the contiguous
 from pipeline.delivery.dispatcher import DispatcherConfig, DispatcherStats, Handler, KafkaDispatcher, Produce
 from pipeline.delivery.offsets import OffsetTracker
 from pipeline.delivery.retry import RetryPolicy
-from pipeline.delivery.sender import HttpSender, SendResult
+from pipeline.delivery.sender import HttpSender, Route, RouteTimeout, SendResult
 
 __all__ = [
     "DispatcherConfig", "DispatcherStats", "Handler", "HttpSender", "KafkaDispatcher", "OffsetTracker",
-    "Produce", "RetryPolicy", "SendResult",
+    "Produce", "RetryPolicy", "Route", "RouteTimeout", "SendResult",
 ]

@@ -1,18 +1,17 @@
 """HTTP delivery with retries over one pooled, keep-alive client.
 
-The default client is aiohttp's: per request it costs a fraction of httpx's (whose pool, header
-models and anyio stream layers dominated a dispatcher's CPU). A caller that routes requests
-itself may still hand in an `httpx.AsyncClient` (e.g. one with a custom transport).
+The client is aiohttp's: per request it costs a fraction of httpx's (whose pool, header models and
+anyio stream layers dominated a dispatcher's CPU). A caller that routes requests itself (the Knative
+emulation's in-process router) hands in a `Route` instead, and no client is involved.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
-import httpx
 
 from pipeline.delivery.retry import RetryPolicy
 
@@ -41,9 +40,17 @@ def lower_headers(items: object) -> dict[str, str]:
     return out
 
 
+class RouteTimeout(Exception):
+    """A Route's way to say the reply did not come within the attempt's timeout."""
+
+
+# (url, headers, body, timeout_s) -> (status, lower-cased headers, body); raises RouteTimeout or OSError.
+Route = Callable[[str, Mapping[str, str], bytes, float], Awaitable[tuple[int, dict[str, str], bytes]]]
+
+
 class HttpSender:
-    def __init__(self, max_connections: int = 200, client: httpx.AsyncClient | None = None) -> None:
-        self._httpx = client
+    def __init__(self, max_connections: int = 200, route: Route | None = None) -> None:
+        self._route = route
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None  # made in the running loop, on first use
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
@@ -53,8 +60,8 @@ class HttpSender:
         attempt = 0
         while True:
             attempt += 1
-            if self._httpx is not None:
-                result = await self._attempt_httpx(url, headers, body, timeout_s, attempt)
+            if self._route is not None:
+                result = await self._attempt_route(url, headers, body, timeout_s, attempt)
             else:
                 result = await self._attempt(url, headers, body, timeout_s, attempt)
             if result.ok or not policy.should_retry(result.status, attempt):
@@ -84,19 +91,17 @@ class HttpSender:
         except aiohttp.ClientError as exc:
             return SendResult(None, attempts=attempt, error=f"{type(exc).__name__}: {exc}")
 
-    async def _attempt_httpx(self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float,
+    async def _attempt_route(self, url: str, headers: Mapping[str, str], body: bytes, timeout_s: float,
                              attempt: int) -> SendResult:
-        assert self._httpx is not None
+        assert self._route is not None
         try:
-            r = await self._httpx.post(url, headers=dict(headers), content=body, timeout=timeout_s)
-        except httpx.TimeoutException:
+            status, reply_headers, content = await self._route(url, headers, body, timeout_s)
+        except RouteTimeout:
             return SendResult(None, attempts=attempt, error=f"timed out after {timeout_s:g} s")
-        except httpx.TransportError as exc:
+        except OSError as exc:
             return SendResult(None, attempts=attempt, error=f"{type(exc).__name__}: {exc}")
-        return SendResult(r.status_code, dict(r.headers.items()), r.content, attempt)
+        return SendResult(status, reply_headers, content, attempt)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        if self._httpx is not None:
-            await self._httpx.aclose()

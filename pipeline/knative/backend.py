@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 
 from pipeline.backends import LagSource, StageStatus
 from pipeline.delivery import HttpSender
@@ -24,7 +23,7 @@ from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.knative.manifests import kpa_annotations, trigger_group, trigger_name
 from pipeline.knative.revision import Revision
 from pipeline.knative.source import KafkaSourceDispatcher
-from pipeline.knative.transport import ServingTransport
+from pipeline.knative.transport import ServingRouter
 from pipeline.knative.trigger import TriggerDispatcher
 from pipeline.replicas import python_module
 from pipeline.autoscale.kpa import KpaSettings
@@ -68,8 +67,7 @@ class KnativeBackend:
                 rev = Revision(st, argv, t.emulation.pod_start_delay_s, kpa)
                 self.revisions[st.name] = rev
                 await rev.start()
-            client = httpx.AsyncClient(transport=ServingTransport(self.revisions), timeout=None)
-            self._sender = HttpSender(client=client)
+            self._sender = HttpSender(route=ServingRouter(self.revisions))
             for st in (*t.stages, None):
                 name = trigger_name(t, st)
                 last = t.stages[-1]

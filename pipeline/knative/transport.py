@@ -1,29 +1,30 @@
-"""How requests reach an emulated Knative Service: an httpx transport in front of the revisions."""
+"""How requests reach an emulated Knative Service: an in-process route to the revisions."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-import httpx
-
+from pipeline.delivery import RouteTimeout
 from pipeline.knative.revision import Revision
 
 
-class ServingTransport(httpx.AsyncBaseTransport):
-    """Routes http://<service>.<namespace>.svc.cluster.local/ to the emulated revision of that service."""
+class ServingRouter:
+    """Routes http://<service>.<namespace>.svc.cluster.local/ to the emulated revision of that service
+    (its activator and queue-proxies decide which replica serves, and when)."""
 
     def __init__(self, revisions: dict[str, Revision]) -> None:
         self.revisions = revisions
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        name = request.url.host.split(".", 1)[0]
+    async def __call__(self, url: str, headers: Mapping[str, str], body: bytes,
+                       timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+        name = (urlsplit(url).hostname or "").split(".", 1)[0]
         revision = self.revisions.get(name)
         if revision is None:
-            return httpx.Response(404, content=f"no Knative Service {name!r}".encode(), request=request)
-        body = await request.aread()
-        timeout = (request.extensions.get("timeout") or {}).get("read")
+            return 404, {}, f"no Knative Service {name!r}".encode()
         try:
-            reply = await asyncio.wait_for(revision.handle(dict(request.headers.items()), body), timeout)
+            reply = await asyncio.wait_for(revision.handle(dict(headers), body), timeout_s)
         except asyncio.TimeoutError:
-            raise httpx.ReadTimeout(f"no reply within {timeout} s", request=request) from None
-        return httpx.Response(reply.status, headers=reply.headers, content=reply.body, request=request)
+            raise RouteTimeout(f"no reply within {timeout_s} s") from None
+        return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.body
