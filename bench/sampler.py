@@ -32,11 +32,23 @@ def cpu_per_sample_ms(settings: KafkaSettings, partitions: int, samples: int = 2
     topics = [prefix + n for n in ("in", "s1", "s2", "out", "dlq")]
     sources = [LagSource(f"stage{i}", prefix + f"g{i}", topics[i]) for i in range(3)]
     create_topics(settings, topics, partitions)
-    parent, child = mp.get_context("spawn").Pipe()
-    mover = mp.get_context("spawn").Process(target=_move_offsets, args=(settings, topics, sources, partitions, child),
-                                            daemon=True)
-    mover.start()
+    try:
+        return steady_state_cpu_ms(settings, topics, sources, partitions, samples)
+    finally:
+        # 5 × 1,000 partitions per run: left behind, they exhaust the broker's open files within a few runs.
+        delete_topics(settings, topics)
+
+
+def steady_state_cpu_ms(settings: KafkaSettings, topics: list[str], sources: list[LagSource], partitions: int,
+                        samples: int) -> float:
+    """topics: input, two stage topics, output, dead letter; sources read the first three."""
     reader = OffsetReader(settings)
+    # Commits trail from where the log ends stand now (0 on fresh topics).
+    start = reader.read([s.topic for s in sources], []).log_ends
+    base = [[start[s.topic][p] for p in range(partitions)] for s in sources]
+    parent, child = mp.get_context("spawn").Pipe()
+    mover = mp.get_context("spawn").Process(target=_move_offsets, args=(settings, sources, base, child), daemon=True)
+    mover.start()
     try:
         sampler = LagSampler(reader, sources, topics[0], topics[3], topics[4])
         costs = []
@@ -55,13 +67,14 @@ def cpu_per_sample_ms(settings: KafkaSettings, partitions: int, samples: int = 2
         if mover.is_alive():
             parent.send("stop")
         mover.join(30)
+        if mover.is_alive():
+            mover.kill()
         close = getattr(reader, "close", None)
         if close:
             close()
-        delete_topics(settings, topics)  # 5 × 1,000 partitions per run: left behind they exhaust the broker's files
 
 
-def _await_reply(conn: Connection, mover: mp.process.BaseProcess, timeout_s: float = 60.0) -> None:
+def _await_reply(conn: Connection, mover: mp.process.BaseProcess, timeout_s: float = 300.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not conn.poll(0.1):
         if not mover.is_alive():
@@ -71,24 +84,31 @@ def _await_reply(conn: Connection, mover: mp.process.BaseProcess, timeout_s: flo
     conn.recv()
 
 
-def _move_offsets(settings: KafkaSettings, topics: list[str], sources: list[LagSource], partitions: int,
-                  conn: Connection) -> None:
-    """Per "advance": one record on every partition of every topic, then each group commits LAG_ROUNDS behind."""
-    producer = Producer(settings.producer())
+def _move_offsets(settings: KafkaSettings, sources: list[LagSource], base: list[list[int]], conn: Connection) -> None:
+    """Per "advance": one record on every partition of the stage topics, then each group commits LAG_ROUNDS behind.
+
+    Output and dead-letter topics stay still: the sampler reads their log ends the same way either way.
+    """
+    # One record per partition makes a batch per partition: acks=1 keeps 3,000 of them to ~0.5 s a round.
+    # Fresh partitions answer their first produce slowly: requests may wait minutes, not fail.
+    producer = Producer(settings.producer(**{"acks": 1, "enable.idempotence": False, "linger.ms": 50,
+                                             "request.timeout.ms": 300_000, "message.timeout.ms": 0}))
     committers = [Consumer(settings.consumer(src.group)) for src in sources]
+    partitions = len(base[0])
     rounds = 0
     try:
         while conn.recv() == "advance":
-            for topic in topics:
+            for topic in {src.topic for src in sources}:
                 for p in range(partitions):
                     producer.produce(topic, b"x", partition=p)
                     producer.poll(0)
-            if producer.flush(30):
-                raise RuntimeError("records still unacknowledged after 30 s")
+            if producer.flush(300):
+                raise RuntimeError("records still unacknowledged after 300 s")
             rounds += 1
-            at = max(rounds - LAG_ROUNDS, 0)
-            for src, c in zip(sources, committers):
-                c.commit(offsets=[TopicPartition(src.topic, p, at) for p in range(partitions)], asynchronous=False)
+            behind = max(rounds - LAG_ROUNDS, 0)
+            for src, c, ends in zip(sources, committers, base):
+                c.commit(offsets=[TopicPartition(src.topic, p, ends[p] + behind) for p in range(partitions)],
+                         asynchronous=False)
             conn.send("done")
     finally:
         for c in committers:

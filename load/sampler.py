@@ -1,9 +1,10 @@
 """LagSampler: once a second, every stage's offset lag, estimated time lag, rates and replicas.
 
-Offsets come from one batched admin round (load.offsets); replicas, retries and errors from
-the backend's own status (or, on a real cluster, load.cluster). Lag is log-end minus committed,
-clamped at 0, exactly as KEDA's scaler computes it; a partition without a commit is reported as
-uncommitted, never as zero lag (benchmarks.md §3.1, kafka-lag-exporter #45).
+Offsets come from one batched round of reads (load.offsets) as arrays indexed by partition, and
+every per-partition step (lag, rates, time lag) is an array operation, not a Python loop. Replicas,
+retries and errors come from the backend's own status (or, on a real cluster, load.cluster). Lag is
+log-end minus committed, clamped at 0, exactly as KEDA's scaler computes it; a partition without a
+commit is reported as uncommitted, never as zero lag (benchmarks.md §3.1, kafka-lag-exporter #45).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from load.offsets import OffsetReader, OffsetSnapshot
+import numpy as np
+
+from load.offsets import NO_COMMIT, OffsetReader, OffsetSnapshot
 from load.timelag import TopicTimeline
 from pipeline.backends import LagSource, StageStatus
 
@@ -86,31 +89,31 @@ class LagSampler:
         """The pure half: turn one snapshot (and the backend's status) into a Sample."""
         prev_at, prev = self._prev if self._prev else (at, snap)
         dt = max(at - prev_at, 1e-9)
-        for topic, ends in snap.log_ends.items():
-            self._timelines.setdefault(topic, TopicTimeline()).add(ends, at)
+        for topic in dict.fromkeys(s.topic for s in self.sources):  # time lag is only asked of stage inputs
+            self._timelines.setdefault(topic, TopicTimeline()).add(snap.ends[topic], at)
         by_stage = {s.stage: s for s in status}
         stages = []
         for src in self.sources:
-            ends = snap.log_ends[src.topic]
-            committed = snap.committed[(src.group, src.topic)]
-            before = prev.committed.get((src.group, src.topic), committed)
-            lags = tuple(None if committed.get(p) is None else max(e - committed[p], 0)  # type: ignore[operator]
-                         for p, e in sorted(ends.items()))
+            key = (src.group, src.topic)
+            ends, committed = snap.ends[src.topic], snap.commits[key]
+            before = prev.commits.get(key, committed)
+            has = committed >= 0
+            lags = np.where(has, np.maximum(ends - committed, 0), NO_COMMIT)
+            time_lags = self._timelines[src.topic].lags_s(committed, at)
             st = by_stage.get(src.stage)
             stages.append(StageSample(
-                stage=src.stage, lag=sum(x for x in lags if x is not None),
-                uncommitted=sum(1 for x in lags if x is None),
-                committed_total=sum(c or 0 for c in committed.values()),
-                consume_rate=sum((committed.get(p) or 0) - (before.get(p) or 0) for p in committed) / dt,
-                time_lag_s=self._timelines[src.topic].max_lag_s(committed, at),
-                partition_lag=lags, partition_committed=tuple(committed.get(p) for p in sorted(ends)),
+                stage=src.stage, lag=int(lags[has].sum()), uncommitted=int(len(has) - has.sum()),
+                committed_total=int(committed[has].sum()),
+                consume_rate=int((np.maximum(committed, 0) - np.maximum(before, 0)).sum()) / dt,
+                time_lag_s=None if np.isnan(time_lags).all() else float(np.nanmax(time_lags)),
+                partition_lag=_with_none(lags, has), partition_committed=_with_none(committed, has),
                 desired=st.desired if st else 0, ready=st.ready if st else 0, in_flight=st.in_flight if st else 0,
                 queued=st.queued if st else 0, retries=st.retries if st else 0, errors=st.errors if st else 0,
                 dead_lettered=st.dead_lettered if st else 0, cold_starts=st.cold_starts if st else 0,
             ))
 
         def end(topic: str, s: OffsetSnapshot) -> int:
-            return sum(s.log_ends.get(topic, {}).values())
+            return int(s.ends[topic].sum()) if topic in s.ends else 0
 
         sample = Sample(
             t=round(at - self.start, 3),
@@ -128,3 +131,12 @@ class LagSampler:
         cpu = time.process_time()
         at, snap = self.read_offsets()
         return self.sample(at, snap, status() if status else (), cpu)
+
+
+def _with_none(values: np.ndarray, has: np.ndarray) -> tuple[int | None, ...]:
+    """Per-partition values as plain ints, None where the group has no commit."""
+    out = values.tolist()
+    if not has.all():
+        for p in np.flatnonzero(~has).tolist():
+            out[p] = None
+    return tuple(out)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from load import offsets
 from load.offsets import OffsetReader
 from load.recovery import lag_metrics, RecoveryRules
 from load.sampler import LagSampler, Sample
@@ -67,3 +68,35 @@ def test_lag_rises_while_paused_and_recovers(kafka_settings: KafkaSettings, uniq
     assert m["peak_lag"] == 300 and m["time_to_peak_s"] == pytest.approx(ts[3] - ts[0])
     assert m["time_to_recover_s"] == pytest.approx(ts[4] - ts[3])
     assert m["peak_time_lag_s"] is not None and m["peak_time_lag_s"] > 0
+
+
+def test_offsets_read_in_chunks_by_partition(kafka_settings: KafkaSettings, unique: Callable[[str], str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offsets, "CHUNK", 2)  # 5 partitions: three requests per topic and group
+    topic, other, group = unique("chunked"), unique("other"), unique("g")
+    create_topics(kafka_settings, [topic, other], 5)
+    producer = Producer(kafka_settings.producer())
+    for p in range(5):
+        for _ in range(p * 3):
+            producer.produce(topic, b"x", partition=p)
+    producer.flush(10)
+    committer = Consumer(kafka_settings.consumer(group))
+    committer.commit(offsets=[TopicPartition(topic, 1, 2), TopicPartition(topic, 4, 12)], asynchronous=False)
+    committer.close()
+    reader = OffsetReader(kafka_settings)
+    try:
+        snap = reader.read([topic, other], [(group, topic)])
+    finally:
+        reader.close()
+    assert snap.ends[topic].tolist() == [0, 3, 6, 9, 12] and snap.ends[other].tolist() == [0] * 5
+    assert snap.commits[(group, topic)].tolist() == [offsets.NO_COMMIT, 2, offsets.NO_COMMIT, offsets.NO_COMMIT, 12]
+    assert snap.log_ends[topic] == {0: 0, 1: 3, 2: 6, 3: 9, 4: 12}
+    assert snap.committed[(group, topic)] == {0: None, 1: 2, 2: None, 3: None, 4: 12}
+    sampler = LagSampler(reader, [LagSource("s", group, topic)], topic, other, other)
+    stage = sampler.sample(time.time(), snap).stages[0]
+    # Lag counts only committed partitions; the others are shown as uncommitted, per partition too.
+    assert (stage.lag, stage.uncommitted, stage.committed_total) == (1, 3, 14)
+    assert stage.partition_lag == (None, 1, None, None, 0)
+    assert stage.partition_committed == (None, 2, None, None, 12)
+    assert all(type(x) is int for x in stage.partition_lag if x is not None)
+

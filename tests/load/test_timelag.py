@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from load.timelag import PartitionTimeline, TopicTimeline
 
 
@@ -35,3 +39,37 @@ def test_group_lag_is_the_worst_partition() -> None:
     topic.add({0: 0, 1: 0}, 0.0)
     topic.add({0: 100, 1: 100}, 10.0)
     assert topic.max_lag_s({0: 100, 1: 20, 2: 5}, now=10.0) == 8.0
+
+
+def test_topic_table_rolls_over_like_the_partition_table() -> None:
+    topic, one = TopicTimeline(size=3), PartitionTimeline(size=3)
+    for t, off in enumerate([0, 10, 10, 10, 20, 30, 40]):
+        topic.add(np.array([off]), float(t))
+        one.add(off, float(t))
+    assert list(zip(topic.offsets[0, :topic.count[0]].tolist(), topic.times[0, :topic.count[0]].tolist())) \
+        == list(one.points) == [(20, 4.0), (30, 5.0), (40, 6.0)]
+    assert topic.lags_s(np.array([25]), now=6.0)[0] == one.lag_s(25, now=6.0) == 1.5
+    assert topic.lags_s(np.array([10]), now=6.0)[0] == one.lag_s(10, now=6.0)  # extrapolated below the table
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 6),
+       st.lists(st.tuples(st.sampled_from([-0.5, 0.0, 0.5, 1.0]), st.lists(st.integers(-2, 12), min_size=4, max_size=4),
+                          st.lists(st.integers(-1, 80), min_size=4, max_size=4), st.floats(0, 5)), min_size=1, max_size=25))
+def test_topic_timeline_equals_the_partition_rule(partitions: int, size: int, steps: list) -> None:
+    """Every partition of the array table gives exactly PartitionTimeline's points and estimate."""
+    topic, ref = TopicTimeline(size=size), [PartitionTimeline(size=size) for _ in range(partitions)]
+    offsets, t = [0] * partitions, 0.0
+    for dt, moves, commits, ahead in steps:
+        t += dt
+        offsets = [max(o + m, 0) for o, m in zip(offsets, moves)]
+        topic.add(np.array(offsets), t)
+        for p in range(partitions):
+            ref[p].add(offsets[p], t)
+        committed = np.array(commits[:partitions])
+        got = topic.lags_s(committed, t + ahead)
+        for p in range(partitions):
+            n = int(topic.count[p])
+            assert list(zip(topic.offsets[p, :n].tolist(), topic.times[p, :n].tolist())) == list(ref[p].points)
+            want = ref[p].lag_s(None if committed[p] < 0 else int(committed[p]), t + ahead)
+            assert (None if np.isnan(got[p]) else float(got[p])) == want
