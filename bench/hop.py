@@ -23,7 +23,7 @@ from pipeline.topology import Topology
 
 from bench.harness import prefill, steady_rate
 
-HOP_EVENTS = 40_000
+HOP_EVENTS = 20_000
 
 
 def single_stage(topology: Topology, prefix: str) -> Topology:
