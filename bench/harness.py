@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from pipeline.kafka import KafkaSettings, LagReader, create_topics
 from pipeline.orders import OrderFactory, order_event
@@ -68,7 +68,11 @@ def steady_rate(settings: KafkaSettings, topics: Sequence[str], target: int, tim
     reader = LagReader(settings)
 
     def count() -> int:
-        return sum(sum(reader.log_ends(t).values()) for t in topics)
+        while True:
+            try:
+                return sum(sum(reader.log_ends(t).values()) for t in topics)
+            except KafkaException:  # a just-created topic's leader may not be known to this client yet
+                time.sleep(0.1)
 
     deadline = time.monotonic() + timeout_s
     first_t, first_n = None, 0
