@@ -9,6 +9,8 @@ import click
 from pipeline.knative.manifests import RenderOptions, render, render_files
 from pipeline.topology import TopologyError, load_topology
 
+from lagduel.render_files import write_rendered
+
 
 @click.command("knative")
 @click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -31,12 +33,7 @@ def knative(render_dir: Path | None, do_apply: bool, topology_path: Path | None,
         raise click.ClickException(str(exc)) from None
     manifests = render(topology, RenderOptions(image=image, bootstrap=bootstrap, namespace=namespace))
     if render_dir:
-        try:
-            render_dir.mkdir(parents=True, exist_ok=True)
-            for name, text in render_files(manifests).items():
-                (render_dir / name).write_text(text)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write to {render_dir}: {exc.strerror or exc}") from None
+        write_rendered(render_dir, render_files(manifests))
         click.echo(f"wrote {len(manifests)} manifests to {render_dir}")
     if do_apply:
         from pipeline.knative.apply import ApplyError, apply

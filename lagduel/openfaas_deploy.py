@@ -10,6 +10,8 @@ from pipeline.openfaas.render import RenderOptions, render, render_files, stack
 from pipeline.settings import read_environment
 from pipeline.topology import TopologyError, load_topology
 
+from lagduel.render_files import write_rendered
+
 
 @click.command("openfaas")
 @click.option("--render", "render_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -41,12 +43,7 @@ def openfaas(render_dir: Path | None, do_apply: bool, topology_path: Path | None
     options = RenderOptions(gateway=connector_gateway, bootstrap=bootstrap)
     if render_dir:
         files = render_files(topology, options)
-        try:
-            for name, text in files.items():
-                (render_dir / name).parent.mkdir(parents=True, exist_ok=True)
-                (render_dir / name).write_text(text)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write to {render_dir}: {exc.strerror or exc}") from None
+        write_rendered(render_dir, files)
         click.echo(f"wrote {len(files)} files to {render_dir}")
     if do_apply:
         from pipeline.openfaas.apply import ApplyError, GatewayCredentials, apply

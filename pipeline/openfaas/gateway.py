@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.asgi import read_body
 from pipeline.autoscale.keda import CE_MAX_REPLICAS
 from pipeline.openfaas.replicaset import FunctionReplicas
 
@@ -98,17 +99,12 @@ class Gateway:
     async def _function_asgi(self, scope: Scope, receive: Receive, send: Send, name: str, path: str) -> None:
         """`/function/<name>[/<path>]` as plain ASGI: the same answer as `function`, without the
         per-request cost of Starlette's request, response and middleware objects on the hot path."""
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
                    if k.decode("latin-1") not in _HOP}
-        status, out, content = await self.invoke(name, scope["method"], headers, b"".join(chunks), path)
+        status, out, content = await self.invoke(name, scope["method"], headers, body, path)
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]
         raw.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.asgi import read_body
 from pipeline.openfaas.handler import FunctionHandler
 from pipeline.openfaas.index import METHODS, Event, FunctionServer
 from pipeline.settings import read_environment
@@ -130,15 +131,10 @@ class Watchdog:
                                 b"Concurrent request limit exceeded")
         self.in_flight += 1
         try:
-            chunks = []
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            event = Event(b"".join(chunks), Headers(raw=scope["headers"]), scope["method"],
+            body = await read_body(receive)
+            if body is None:
+                return
+            event = Event(body, Headers(raw=scope["headers"]), scope["method"],
                           QueryParams(scope["query_string"]), scope["path"])
             try:
                 timeout = self.config.exec_timeout_s or None  # 0 disables the timeout
