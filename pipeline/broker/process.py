@@ -59,6 +59,11 @@ _CAUSES = (
 )
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a UUID as 22 characters of URL-safe base64 (kafka-broker.md §1.4)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,10 +123,11 @@ class EmbeddedKafka:
             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", f"-Djava.io.tmpdir={self.workdir}",
             "-cp", f"{self.libs}/*",
         ]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         with self.log_path.open("wb") as log:
-            fmt = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-                                  "--ignore-formatted"], stdout=log, stderr=subprocess.STDOUT, timeout=120)
+            # `--cluster-id=ID` in one word: a URL-safe base64 id may begin with "-" and read as an option.
+            fmt = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
+                                  "-c", str(props), "--ignore-formatted"], stdout=log, stderr=subprocess.STDOUT,
+                                 timeout=120)
         if fmt.returncode != 0:
             raise self._failure("formatting the broker's storage failed")
         with self.log_path.open("ab") as log:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from pipeline.broker import BrokerError, EmbeddedKafka
 from pipeline.broker import process as broker_process
@@ -48,6 +49,17 @@ def libs() -> Path:
 
     env = read_environment()
     return resolve_jars(env.cache_dir, env.kafka_version)
+
+
+def test_a_cluster_id_that_looks_like_an_option_still_formats(tmp_path: Path, libs: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    real = broker_process.new_cluster_id
+    monkeypatch.setattr(broker_process, "new_cluster_id", lambda: "-" + real()[1:])
+    broker = EmbeddedKafka(libs, tmp_path).start()
+    try:
+        assert AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).brokers
+    finally:
+        broker.stop()
 
 
 def test_missing_java_is_named(tmp_path: Path, libs: Path) -> None:
