@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from pipeline.knative.manifests import RenderOptions, render, render_files
-from pipeline.topology import TopologyError, load_topology
 
 from lagduel.render_files import write_rendered
+from lagduel.topology_arg import topology_from
 
 
 @click.command("knative")
@@ -27,10 +27,7 @@ def knative(render_dir: Path | None, do_apply: bool, topology_path: Path | None,
     """Knative Eventing + Serving: KafkaSource, Kafka Broker, a Trigger and a Service per stage, KafkaSinks."""
     if not render_dir and not do_apply:
         raise click.UsageError("give --render DIR, --apply, or both")
-    try:
-        topology = load_topology(topology_path)
-    except TopologyError as exc:
-        raise click.ClickException(str(exc)) from None
+    topology = topology_from(topology_path)
     manifests = render(topology, RenderOptions(image=image, bootstrap=bootstrap, namespace=namespace))
     if render_dir:
         write_rendered(render_dir, render_files(manifests))

@@ -8,9 +8,9 @@ import click
 
 from pipeline.openfaas.render import RenderOptions, render, render_files, stack
 from pipeline.settings import read_environment
-from pipeline.topology import TopologyError, load_topology
 
 from lagduel.render_files import write_rendered
+from lagduel.topology_arg import topology_from
 
 
 @click.command("openfaas")
@@ -36,10 +36,7 @@ def openfaas(render_dir: Path | None, do_apply: bool, topology_path: Path | None
     a ScaledObject per function scaling on its connector's consumer lag."""
     if not render_dir and not do_apply:
         raise click.UsageError("give --render DIR, --apply, or both")
-    try:
-        topology = load_topology(topology_path)
-    except TopologyError as exc:
-        raise click.ClickException(str(exc)) from None
+    topology = topology_from(topology_path)
     options = RenderOptions(gateway=connector_gateway, bootstrap=bootstrap)
     if render_dir:
         files = render_files(topology, options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import click
@@ -14,9 +15,10 @@ from pipeline.backends import BACKENDS, StageStatus, UnknownBackend, make_backen
 from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.orders import OrderFactory
 from pipeline.runner import Delivery, RunResult, run_orders
-from pipeline.topology import Topology, TopologyError, load_topology
+from pipeline.topology import Topology
 
 from lagduel.kafka_cmd import serving_kafka
+from lagduel.topology_arg import topology_from
 
 
 def _status_table(backend: str, delivery: Delivery, expected: int, statuses: list[StageStatus]) -> Table:
@@ -49,10 +51,7 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
     """Run the pipeline on one backend: send orders, wait until each is delivered or dead-lettered,
     and print throughput and the lost / duplicate counts (lost must be 0).
     """
-    try:
-        topology = load_topology(topology_path)
-    except TopologyError as exc:
-        raise click.ClickException(str(exc)) from None
+    topology = topology_from(topology_path)
     if latency_ms is not None:
         topology = topology.with_stage_overrides(latency_ms=latency_ms)
     console = Console(stderr=True)
@@ -65,8 +64,6 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
 
 async def _run(backend_name: str, topology: Topology, settings: KafkaSettings, count: int, factory: OrderFactory,
                timeout_s: float, console: Console) -> RunResult:
-    import uuid
-
     run_topology = topology.with_topic_prefix(f"run-{uuid.uuid4().hex[:6]}-")
     try:
         create_topics(settings, run_topology.topics, run_topology.partitions, run_topology.replication_factor)

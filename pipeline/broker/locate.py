@@ -5,7 +5,6 @@ an installed distribution (KAFKA_HOME), jars resolved from Maven Central, a Dock
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -160,5 +159,4 @@ def run_background(env: Environment) -> BackgroundBroker:
     assert broker.pid is not None
     state = BackgroundBroker(broker.pid, broker.bootstrap, version_of(broker.libs) or "?", str(broker.log_path), str(workdir))
     state.write(env)
-    os.environ.setdefault("LAGDUEL_BROKER_PID", str(broker.pid))
     return state
