@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from pipeline.kafka import KafkaSettings, LagReader, create_topics
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.orders import OrderFactory, order_event
 from pipeline.topology import Topology
 
@@ -65,12 +65,12 @@ def prefill(settings: KafkaSettings, topology: Topology, topic: str, count: int,
 def steady_rate(settings: KafkaSettings, topics: Sequence[str], target: int, timeout_s: float = 300.0,
                 alive: Callable[[], bool] = lambda: True) -> float:
     """Records/s arriving at `topics`, from the first record to the `target`-th: start-up time excluded."""
-    reader = LagReader(settings)
+    reader = OffsetReader(settings)
 
     def count() -> int:
         while True:
             try:
-                return sum(sum(reader.log_ends(t).values()) for t in topics)
+                return int(sum(a.sum() for a in reader.read(topics, []).ends.values()))
             except KafkaException:  # a just-created topic's leader may not be known to this client yet
                 time.sleep(0.1)
 

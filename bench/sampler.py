@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from load.offsets import OffsetReader
+from pipeline.kafka.offsets import OffsetReader
 from load.sampler import LagSampler
 from load.timelag import TABLE_SIZE
 from pipeline.backends import LagSource

@@ -12,8 +12,8 @@ from rich.live import Live
 from rich.table import Table
 
 from load.cluster import ClusterUnavailable
-from load.duel import DuelPlan, Live as BackendLive
-from load.match import run_duel
+from load.backend_run import DuelPlan, Live as BackendLive
+from load.duel import run_duel
 from load.profiles import ProfileError, parse_profile
 from pipeline.backends import BACKENDS, UnknownBackend
 from pipeline.topology import TopologyError, load_topology

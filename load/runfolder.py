@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from load.duel import BackendRun
+from load.backend_run import BackendRun
 
 SERIES_FIELDS = ("t", "stage", "lag", "uncommitted", "time_lag_s", "consume_rate", "desired", "ready", "in_flight",
                  "queued", "retries", "errors", "dead_lettered", "cold_starts")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from load.offsets import NO_COMMIT, OffsetReader, OffsetSnapshot
+from pipeline.kafka.offsets import NO_COMMIT, OffsetReader, OffsetSnapshot
 from load.timelag import TopicTimeline
 from pipeline.backends import LagSource, StageStatus
 

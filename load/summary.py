@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from load import burrow
-from load.duel import BackendRun
+from load.backend_run import BackendRun
 from load.recovery import RecoveryRules, cold_starts, lag_metrics, sustained_rate
 
 # metric -> which way is better; the report marks the better backend per metric.

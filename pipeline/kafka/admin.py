@@ -1,13 +1,12 @@
-"""Admin helpers: readiness, topics, and consumer lag as KEDA defines it (log-end minus committed)."""
+"""Admin helpers: broker readiness, creating and deleting topics."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.kafka.settings import KafkaSettings
 
@@ -63,82 +62,3 @@ def delete_topics(settings: KafkaSettings, topics: Sequence[str]) -> None:
             fut.result()
         except KafkaException:
             pass
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLag:
-    partition: int
-    log_end: int
-    committed: int | None
-    """None: the group has committed nothing for this partition."""
-
-    @property
-    def lag(self) -> int | None:
-        """log-end minus committed, clamped at 0; None without a commit (shown as such, not as zero)."""
-        return None if self.committed is None else max(self.log_end - self.committed, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupLag:
-    group: str
-    topic: str
-    partitions: tuple[PartitionLag, ...]
-
-    @property
-    def total(self) -> int:
-        """Sum of the lag of partitions with a commit."""
-        return sum(p.lag or 0 for p in self.partitions)
-
-    @property
-    def uncommitted(self) -> int:
-        return sum(1 for p in self.partitions if p.committed is None)
-
-    @property
-    def log_end(self) -> int:
-        return sum(p.log_end for p in self.partitions)
-
-    @property
-    def committed_total(self) -> int:
-        return sum(p.committed or 0 for p in self.partitions)
-
-
-class LagReader:
-    """Reads log-end and committed offsets for (group, topic) pairs over one reused admin client."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        self._admin = AdminClient(settings.admin())
-        self._partitions: dict[str, list[int]] = {}
-
-    def partitions(self, topic: str) -> list[int]:
-        if topic not in self._partitions:
-            md = self._admin.list_topics(topic, timeout=10)
-            meta = md.topics.get(topic)
-            if meta is None or meta.error is not None:
-                raise KeyError(f"topic {topic!r} does not exist")
-            self._partitions[topic] = sorted(meta.partitions)
-        return self._partitions[topic]
-
-    def log_ends(self, topic: str) -> dict[int, int]:
-        tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
-        # One ListOffsets request for all partitions of the topic.
-        futs = self._admin.list_offsets({tp: OffsetSpec.latest() for tp in tps}, request_timeout=10)
-        return {tp.partition: fut.result().offset for tp, fut in futs.items()}
-
-    def committed(self, group: str, topic: str) -> dict[int, int | None]:
-        tps = [TopicPartition(topic, p) for p in self.partitions(topic)]
-        fut = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)], request_timeout=10)[group]
-        out: dict[int, int | None] = {}
-        for tp in fut.result().topic_partitions:
-            out[tp.partition] = tp.offset if tp.offset >= 0 else None
-        return out
-
-    def lag(self, group: str, topic: str, log_ends: dict[int, int] | None = None) -> GroupLag:
-        ends = log_ends if log_ends is not None else self.log_ends(topic)
-        committed = self.committed(group, topic)
-        parts = tuple(PartitionLag(p, ends.get(p, 0), committed.get(p)) for p in self.partitions(topic))
-        return GroupLag(group, topic, parts)
-
-
-
-def consumer_lag(settings: KafkaSettings, group: str, topic: str) -> GroupLag:
-    return LagReader(settings).lag(group, topic)

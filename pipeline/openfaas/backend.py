@@ -2,7 +2,7 @@
 
 Per stage: a connector process (own consumer group) → the emulated gateway → watchdog replica
 processes. This process plays the cluster: the gateway with its provider, the Deployments, KEDA/HPA.
-A control loop reads each connector group's real lag with LagReader and feeds the stage's
+A control loop reads each connector group's real lag with OffsetReader and feeds the stage's
 ScaledObjectPolicy (KEDA scale loop for 0↔1, HPA for 1↔N), whose decisions set the replica count.
 """
 
@@ -25,7 +25,7 @@ from pipeline.autoscale.hpa import SYNC_PERIOD_S
 from pipeline.autoscale.keda import ScaledObjectPolicy
 from pipeline.backends import LagSource, StageStatus
 from pipeline.broker.process import free_port
-from pipeline.kafka import KafkaSettings, LagReader
+from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.openfaas.connector import ConnectorConfig
 from pipeline.openfaas.connectors import ConnectorDeployment
 from pipeline.openfaas.gateway import Gateway, GatewayConfig
@@ -158,7 +158,7 @@ class OpenFaasBackend:
 
     # -- control plane ---------------------------------------------------------------------------
     async def _control_loop(self) -> None:
-        reader = LagReader(self.settings)
+        reader = OffsetReader(self.settings)
         while True:
             now = time.monotonic()
             for st in self.topology.stages:

@@ -13,7 +13,7 @@ from pipeline.broker import BrokerError, EmbeddedKafka
 from pipeline.broker import process as broker_process
 from pipeline.broker.locate import open_kafka
 from pipeline.broker.maven import resolve_jars
-from pipeline.kafka import KafkaSettings, LagReader, create_topics
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.settings import Environment
 
 pytestmark = pytest.mark.kafka
@@ -33,10 +33,10 @@ def test_the_session_broker_round_trips_records(kafka_settings: KafkaSettings, u
         msgs = c.consume(100, timeout=5)
         assert msgs, "no records within 5 s"
         seen += [m.value() for m in msgs]
-    lag = LagReader(kafka_settings).lag(group, topic)
+    lag = OffsetReader(kafka_settings).lag(group, topic)
     assert lag.uncommitted == 3 and lag.total == 0  # nothing committed yet: shown as such, not as zero lag
     c.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
-    lag = LagReader(kafka_settings).lag(group, topic)
+    lag = OffsetReader(kafka_settings).lag(group, topic)
     assert lag.uncommitted == 2
     assert lag.total == next(p.log_end for p in lag.partitions if p.partition == 0)
     c.close()

@@ -11,7 +11,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from pipeline.delivery import DispatcherConfig, KafkaDispatcher, Produce
 from pipeline.events import KafkaRecord
-from pipeline.kafka import KafkaSettings, LagReader, create_topics
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -66,7 +66,7 @@ async def test_every_record_is_handled_produced_and_committed(kafka_settings: Ka
     assert d.stats.handler_errors == 3
     out = read_all(kafka_settings, dst, unique("check"), 300)
     assert sorted(out) == sorted(b"out-" + str(i).encode() for i in range(300))
-    assert LagReader(kafka_settings).lag(group, src).total == 0
+    assert OffsetReader(kafka_settings).lag(group, src).total == 0
 
 
 async def test_commit_waits_for_the_slowest_record(kafka_settings: KafkaSettings, unique) -> None:
@@ -84,7 +84,7 @@ async def test_commit_waits_for_the_slowest_record(kafka_settings: KafkaSettings
     await until(lambda: d.stats.handled == 19)
     await asyncio.sleep(0.3)  # several commit intervals pass
     assert d.stats.committed.get((src, 0)) == 5
-    assert LagReader(kafka_settings).lag(group, src).total == 15
+    assert OffsetReader(kafka_settings).lag(group, src).total == 15
     release.set()
     await until(lambda: d.stats.committed.get((src, 0)) == 20)
     d.stop()

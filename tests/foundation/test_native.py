@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.backends import make_backend
-from pipeline.kafka import KafkaSettings, LagReader
+from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.orders import OrderFactory
 from pipeline.runner import run_orders
 from pipeline.topology import Topology
@@ -26,7 +26,7 @@ async def test_native_pipeline_delivers_valid_orders_and_dead_letters_invalid_on
         assert d.duplicates == 0
         assert set(d.reasons) <= {"customer_id", "currency", "country", "items", "items[0].qty", "created_at"}
         assert [s.ready for s in backend.status()] == [1, 1, 1]
-        reader = LagReader(kafka_settings)
+        reader = OffsetReader(kafka_settings)
         lag = {s.stage: reader.lag(s.group, s.topic) for s in backend.lag_sources()}
         assert set(lag) == {"validate", "enrich", "score"}
     assert all(p.committed is not None for p in lag["validate"].partitions)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from load.duel import DuelPlan, Live
-from load.match import run_duel
+from load.backend_run import DuelPlan, Live
+from load.duel import run_duel
 from load.profiles import Burst
 from pipeline.kafka import KafkaSettings
 from pipeline.topology import Topology

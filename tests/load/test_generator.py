@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from load.generator import run_load
-from load.offsets import OffsetReader
+from pipeline.kafka.offsets import OffsetReader
 from load.producer import LoadPlan
 from load.profiles import Constant
 from pipeline.kafka import KafkaSettings

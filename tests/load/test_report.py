@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from load import histograms
-from load.duel import BackendRun, DuelPlan
+from load.backend_run import BackendRun, DuelPlan
 from load.generator import summarize
-from load.match import build_summary
+from load.duel import build_summary
 from load.producer import LoadPlan, WorkerResult
 from load.profiles import Burst
 from load.recovery import RecoveryRules

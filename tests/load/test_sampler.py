@@ -6,8 +6,8 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from load import offsets
-from load.offsets import OffsetReader
+from pipeline.kafka import offsets
+from pipeline.kafka.offsets import OffsetReader
 from load.recovery import lag_metrics, RecoveryRules
 from load.sampler import LagSampler, Sample
 from pipeline.backends import LagSource

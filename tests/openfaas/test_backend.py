@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import events
 from pipeline.backends import make_backend
-from pipeline.kafka import KafkaSettings, LagReader
+from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.topology import Topology
 
 from tests.openfaas.conftest import produce_orders
@@ -61,7 +61,7 @@ async def test_burst_delivers_every_order_scales_out_and_back_to_zero(
         status = {s.stage: s for s in backend.status()}
         assert status["validate"].dead_lettered == len(invalid)
         assert status["score"].cold_starts >= 1 and status["score"].extra["gateway_200"] >= len(valid)
-        lag = LagReader(kafka_settings)
+        lag = OffsetReader(kafka_settings)
         for source in backend.lag_sources():
             assert lag.lag(source.group, source.topic).total == 0
 

@@ -12,7 +12,7 @@ import pytest
 from pipeline import events
 from pipeline.broker.process import free_port
 from pipeline.delivery import SendResult
-from pipeline.kafka import KafkaSettings, LagReader
+from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.openfaas.connector import ConnectorConfig, FunctionConnector, connector_group, outcome_of
 from pipeline.openfaas.connectors import ConnectorStats, parse_metrics
 from pipeline.topology import Topology, load_topology
@@ -82,7 +82,7 @@ async def test_unreachable_function_is_retried_then_dead_lettered_and_committed(
     assert connector.metrics.retries == 24 and connector.metrics.dead_lettered == 12
     connector.stop()
     await task
-    lag = LagReader(kafka_settings).lag(config.group, topo.input.topic)
+    lag = OffsetReader(kafka_settings).lag(config.group, topo.input.topic)
     assert lag.total == 0 and lag.uncommitted == sum(1 for p in lag.partitions if p.log_end == 0)
     text = generate_latest(connector.metrics.registry).decode()
     assert 'lagduel_connector_dead_lettered_total{cause="exhausted",function="validate"} 12.0' in text
