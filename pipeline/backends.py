@@ -29,17 +29,25 @@ class StageStatus:
     dead_lettered: int = 0
     errors: int = 0
     cold_starts: int = 0
+    processed: int = 0
+    """Events the stage finished (a reply, a rejection or a dead letter), cumulative: its achieved throughput."""
     extra: Mapping[str, float] = field(default_factory=dict)
     """Backend-specific series (e.g. panic mode, KEDA metric), for the report."""
 
 
 @dataclass(frozen=True, slots=True)
 class LagSource:
-    """The consumer group and topic whose lag is the stage's lag on this backend."""
+    """A consumer group and topic whose lag the platform's autoscaler (or its dispatch) sees.
+
+    `role` "stage" is a stage's own group (KEDA's lag, a Trigger's group); "source" and "sink" are the
+    platform's groups in front of and behind the stages (Knative's KafkaSource and output Trigger), shown
+    per group in the report but never counted as a stage.
+    """
 
     stage: str
     group: str
     topic: str
+    role: str = "stage"
 
 
 @runtime_checkable
@@ -50,7 +58,9 @@ class Backend(Protocol):
 
     async def __aexit__(self, *exc: object) -> None: ...
 
-    def lag_sources(self) -> list[LagSource]: ...
+    def lag_sources(self) -> list[LagSource]:
+        """Every consumer group of the backend, stage groups first in stage order."""
+        ...
 
     def status(self) -> list[StageStatus]: ...
 

@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.backends import LagSource, StageStatus
 from pipeline.delivery import HttpSender
 from pipeline.kafka import KafkaSettings, create_topics
-from pipeline.knative.manifests import kpa_annotations, trigger_group, trigger_name
+from pipeline.knative.manifests import kpa_annotations, source_group, trigger_group, trigger_name
 from pipeline.knative.revision import Revision
 from pipeline.knative.source import KafkaSourceDispatcher
 from pipeline.knative.transport import ServingRouter
@@ -102,8 +102,12 @@ class KnativeBackend:
         return self._dir / "replicas.log"
 
     def lag_sources(self) -> list[LagSource]:
+        """The Trigger groups of the stages (each reads the whole broker topic, §2.3), then the KafkaSource group
+        on the input topic and the output Trigger's group: every group a Knative Broker pipeline runs."""
         t = self.topology
-        return [LagSource(st.name, trigger_group(self.namespace, trigger_name(t, st)), t.broker_topic) for st in t.stages]
+        return [*(LagSource(st.name, trigger_group(self.namespace, trigger_name(t, st)), t.broker_topic) for st in t.stages),
+                LagSource("source", source_group(self.namespace, t), t.input.topic, role="source"),
+                LagSource("output", trigger_group(self.namespace, trigger_name(t, None)), t.broker_topic, role="sink")]
 
     def status(self) -> list[StageStatus]:
         out = []
