@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.backends import LagSource, StageStatus
 from pipeline.broker.process import stop_process_group
-from pipeline.kafka import KafkaSettings
+from pipeline.kafka import GroupMembership, KafkaSettings
 from pipeline.native.app import agent_concurrency, app_id
 from pipeline.replicas import python_module
 from pipeline.topology import Topology
@@ -67,6 +67,11 @@ class NativeBackend:
     async def _stop_workers(self) -> None:
         procs, self._procs = self._procs, []
         await asyncio.gather(*(asyncio.to_thread(stop_process_group, p.pid, 20.0, p) for p in procs))
+
+    async def wait_started(self, timeout_s: float = 60.0) -> None:
+        """Returns once the workers' consumer group is stable and owns every stage topic's partitions."""
+        await asyncio.to_thread(GroupMembership(self.settings).wait_assigned,
+                                [(s.group, s.topic) for s in self.lag_sources()], timeout_s)
 
     def lag_sources(self) -> list[LagSource]:
         group = app_id(self.topology)
