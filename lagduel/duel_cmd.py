@@ -1,8 +1,10 @@
-"""`lagduel duel`: the same seeded load on each backend; lag, replicas, latency; a report folder."""
+"""`lagduel duel`: the same seeded load on each backend; backlog, replicas, latency; a report folder; an exit
+status a CI job can gate on."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import click
@@ -11,10 +13,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from load.cluster import ClusterUnavailable
 from load.backend_run import DuelPlan, Live as BackendLive
-from load.duel import run_duel
+from load.cluster import ClusterUnavailable
+from load.duel import EXIT_ERROR, EXIT_INSTRUMENT, EXIT_SLO, exit_status, run_duel
 from load.profiles import ProfileError, parse_profile
+from load.runfolder import read_summary
+from load.slo import SLO_HELP, Slo, SloError, parse_slo
 from pipeline.backends import BACKENDS, UnknownBackend
 from pipeline.topology import TopologyError, load_topology
 
@@ -39,12 +43,20 @@ def _overrides(items: tuple[str, ...]) -> dict:
 
 def _table(lives: dict[str, BackendLive]) -> Table:
     t = Table(title="lagduel duel", title_justify="left")
-    for col in ("backend", "phase", "t (s)", "sent/scheduled", "in ev/s", "out ev/s", "lag", "ready", "at sinks"):
+    for col in ("backend", "run", "phase", "t (s)", "sent/scheduled", "in ev/s", "out ev/s", "backlog", "ready",
+                "orders out"):
         t.add_column(col, justify="left" if col in ("backend", "phase") else "right")
-    for b, v in lives.items():
-        t.add_row(b, v.phase, f"{v.elapsed_s:.0f}", f"{v.sent:,}/{v.scheduled:,}", f"{v.produce_rate:,.0f}",
-                  f"{v.output_rate:,.0f}", f"{v.lag:,}", str(v.ready), f"{v.received:,}")
+    for (b, repeat), v in lives.items():
+        t.add_row(b, str(repeat + 1), v.phase, f"{v.elapsed_s:.0f}", f"{v.sent:,}/{v.scheduled:,}",
+                  f"{v.produce_rate:,.0f}", f"{v.output_rate:,.0f}", f"{v.lag:,}", str(v.ready), f"{v.received:,}")
     return t
+
+
+def _slos(texts: tuple[str, ...]) -> list[Slo]:
+    try:
+        return [parse_slo(t) for t in texts]
+    except SloError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slo") from None
 
 
 @click.command("duel")
@@ -60,10 +72,27 @@ def _table(lives: dict[str, BackendLive]) -> Table:
               help="On a real cluster (with --bootstrap): read replicas from this kube context's API.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30.")
+@click.option("--repeat", "repeats", type=click.IntRange(1, 50), default=1, show_default=True,
+              help="Run each backend N times in a seeded, interleaved order; report medians and spreads, and declare "
+                   "a winner only where the intervals do not overlap (min–max for 2 runs, bootstrap 95 % CI from 3).")
+@click.option("--slo", "slo_texts", multiple=True, metavar="METRIC<OP><VALUE>", help=SLO_HELP)
+@click.option("--start-timeout", type=click.FloatRange(1), default=120, show_default=True,
+              help="Before the load: wait at most this long for every consumer group to be assigned and every stage "
+                   "to reach its starting replica count.")
 def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int, workers: int,
          late_ms: float, bootstrap: str | None, topology_path: Path | None, backends: str, out: Path, drain_timeout: float,
-         settle: float, kube_context: str | None, sets: tuple[str, ...]) -> None:
-    """Run identical seeded load through each backend and write a run folder with an HTML report."""
+         settle: float, kube_context: str | None, sets: tuple[str, ...], repeats: int, slo_texts: tuple[str, ...],
+         start_timeout: float) -> None:
+    """Run identical seeded load through each backend and write a run folder with an HTML report.
+
+    \b
+    A backend run is instrument-bound when the machine, not the autoscaler, limited it: CPU saturated
+    for much of the disturbance, the generator behind schedule, or a stage with a growing backlog
+    processing clearly less than its modeled capacity. No winner is drawn from such a run.
+
+    \b
+    Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed, 4 a backend was instrument-bound.
+    """
     names = [b.strip() for b in backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in BACKENDS]
     if unknown or not names:
@@ -75,18 +104,29 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
             topology = topology.with_stage_overrides(**_overrides(sets))
     except (ProfileError, TopologyError, ValueError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
+    slos = _slos(slo_texts)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
-                    kube_context=kube_context)
+                    kube_context=kube_context, start_timeout_s=start_timeout, repeats=repeats)
     console = Console(stderr=True)
     with serving_kafka(bootstrap) as (kafka, settings):
-        lives: dict[str, BackendLive] = {}
+        lives: dict[tuple[str, int], BackendLive] = {}
         with Live(_table(lives), console=console, refresh_per_second=2) as live:
             def show(v: BackendLive) -> None:
-                lives[v.backend] = v
+                lives[(v.backend, v.repeat)] = v
                 live.update(_table(lives))
             try:
-                folder = asyncio.run(run_duel(names, topology, settings, plan, out, kafka.version, on_live=show))
+                folder = asyncio.run(run_duel(names, topology, settings, plan, out, kafka.version, on_live=show,
+                                              slos=slos))
             except (UnknownBackend, ClusterUnavailable) as exc:
                 raise click.ClickException(str(exc)) from None
     console.print((folder / "summary.md").read_text())
     console.print(f"report: {folder / 'report.html'}")
+    summary = read_summary(folder)
+    status = exit_status(summary)
+    if status == EXIT_INSTRUMENT:
+        console.print(f"instrument-bound: {', '.join(summary['instrument_bound'])} (exit {EXIT_INSTRUMENT})")
+    elif status == EXIT_SLO:
+        console.print(f"SLO failed: {', '.join(summary['slo_failed'])} (exit {EXIT_SLO})")
+    if summary["unavailable"] and status == 0:
+        status = EXIT_ERROR
+    sys.exit(status)

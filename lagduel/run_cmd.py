@@ -11,18 +11,17 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from load.batch import BatchResult, run_batch
 from pipeline.backends import BACKENDS, StageStatus, UnknownBackend, make_backend
 from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.orders import OrderFactory
-from pipeline.runner import Delivery, RunResult, run_orders
 from pipeline.topology import Topology
 
 from lagduel.kafka_cmd import serving_kafka
 from lagduel.topology_arg import topology_from
 
 
-def _status_table(backend: str, delivery: Delivery, expected: int, statuses: list[StageStatus]) -> Table:
-    done = len(delivery.delivered) + len(delivery.dead_lettered)
+def _status_table(backend: str, done: int, expected: int, statuses: list[StageStatus]) -> Table:
     table = Table(title=f"{backend}: {done}/{expected} orders at the sinks", title_justify="left")
     for col in ("stage", "desired", "ready", "in flight", "queued", "retries", "dead-lettered"):
         table.add_column(col, justify="right" if col != "stage" else "left")
@@ -63,7 +62,7 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
 
 
 async def _run(backend_name: str, topology: Topology, settings: KafkaSettings, count: int, factory: OrderFactory,
-               timeout_s: float, console: Console) -> RunResult:
+               timeout_s: float, console: Console) -> BatchResult:
     run_topology = topology.with_topic_prefix(f"run-{uuid.uuid4().hex[:6]}-")
     try:
         create_topics(settings, run_topology.topics, run_topology.partitions, run_topology.replication_factor)
@@ -75,21 +74,23 @@ async def _run(backend_name: str, topology: Topology, settings: KafkaSettings, c
     console.print(f"starting the {backend_name} backend on topics {run_topology.input.topic} → {run_topology.output.topic}")
     async with backend:
         with Live(console=console, refresh_per_second=2, transient=False) as live:
-            return await run_orders(backend, run_topology, settings, count, factory, timeout_s,
-                                    progress=lambda d, s: live.update(_status_table(backend_name, d, count, s)))
+            return await run_batch(backend, run_topology, settings, count, factory, timeout_s,
+                                   progress=lambda done, s: live.update(_status_table(backend_name, done, count, s)))
 
 
-def _report(result: RunResult, backend: str) -> None:
-    d = result.delivery
+def _report(result: BatchResult, backend: str) -> None:
+    r = result.report
     click.echo(f"backend:        {backend}")
-    click.echo(f"orders:         {result.events} ({len(d.expected_valid)} valid, {len(d.expected_invalid)} invalid)")
-    click.echo(f"delivered:      {len(d.delivered)} to the output topic")
-    click.echo(f"dead-lettered:  {len(d.dead_lettered)} ({', '.join(f'{k}: {v}' for k, v in d.reasons.most_common(6))})")
-    click.echo(f"lost:           {d.lost}")
-    click.echo(f"duplicates:     {d.duplicates}")
-    click.echo(f"misrouted:      {d.misrouted}")
+    click.echo(f"orders:         {result.events} ({result.valid} valid, {result.events - result.valid} invalid)")
+    click.echo(f"delivered:      {r['delivered']} to the output topic")
+    reasons = ", ".join(f"{k}: {v}" for k, v in list(r["dead_letter_reasons"].items())[:6])
+    click.echo(f"dead-lettered:  {r['dead_lettered']}" + (f" ({reasons})" if reasons else ""))
+    click.echo(f"lost:           {r['lost']}" + (f" (late: {r['late']})" if r["late"] else ""))
+    click.echo(f"duplicates:     {r['duplicated']}")
+    click.echo(f"misrouted:      {r['misrouted']}")
     click.echo(f"throughput:     {result.throughput:.0f} events/s ({result.seconds:.1f} s end to end)")
     if result.replicas_seen:
         click.echo("peak replicas:  " + ", ".join(f"{k}={v}" for k, v in result.replicas_seen.items()))
-    if not d.complete or d.misrouted:
-        raise click.ClickException(f"incomplete run: {d.lost} lost, {d.misrouted} misrouted (timeout or backend failure)")
+    if not result.complete:
+        raise click.ClickException(f"incomplete run: {r['lost']} lost, {r['misrouted']} misrouted "
+                                   "(timeout or backend failure)")

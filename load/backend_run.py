@@ -12,17 +12,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from confluent_kafka import KafkaException
 
 from load import histograms
+from load.completeness import backlog, oldest_age_s
+from load.cpu import CpuMonitor, CpuSample
+from load.instrument import CpuPoint
 from load.generator import LoadProgress, LoadResult, run_load
-from pipeline.kafka.offsets import OffsetReader
 from load.producer import LoadPlan
-from load.profiles import Profile
-from load.sampler import LagSampler, Sample
+from load.profiles import Profile, schedule
+from load.sampler import LagSampler, PipelineBacklog, Sample
 from load.sink import SinkReader
-from pipeline.backends import StageStatus, make_backend
-from pipeline.kafka import KafkaSettings, create_topics
+from pipeline.backends import Backend, StageStatus, make_backend
+from pipeline.kafka import GroupMembership, KafkaSettings, OffsetReader, create_topics
+from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,10 @@ class DuelPlan:
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     kube_context: str | None = None
     """Set on a real cluster: replicas are read from the Kubernetes API (load.cluster)."""
+    start_timeout_s: float = 120.0
+    """Before the load: wait at most this long for every consumer group and starting replica."""
+    repeats: int = 1
+    """How many times each backend runs (interleaved, see load.verdict.interleaved_order)."""
 
 
 @dataclass
@@ -50,6 +58,7 @@ class Live:
     """What the terminal shows for one backend while it runs."""
 
     backend: str
+    repeat: int = 0
     phase: str = "starting"
     elapsed_s: float = 0.0
     scheduled: int = 0
@@ -64,10 +73,15 @@ class Live:
 @dataclass
 class BackendRun:
     backend: str
+    repeat: int
     topology: Topology
     settings_in_force: dict[str, Any]
     load: LoadResult
     samples: list[Sample]
+    cpu: list[CpuPoint]
+    """Machine and process-group CPU, one per second, on the samples' clock (t = seconds since load start)."""
+    start_line: dict[str, Any]
+    """How the run reached its starting line: seconds waited, replicas per stage at the start."""
     sink: dict[str, Any]
     sink_series: list[dict[str, float]]
     e2e_us: str
@@ -75,22 +89,33 @@ class BackendRun:
     drain_s: float
 
 
+def intended_offsets(profile: Profile) -> np.ndarray:
+    """Each seq's intended send offset (s from the start): the schedule every generator worker shares."""
+    return np.fromiter(schedule(profile), dtype=np.float64)
+
+
 async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: DuelPlan, run_id: str,
-                      on_live: Callable[[Live], None] = lambda _: None) -> BackendRun:
+                      on_live: Callable[[Live], None] = lambda _: None, repeat: int = 0) -> BackendRun:
     """Raises UnknownBackend when the backend is not installed (the caller reports it and goes on)."""
-    topology = base.with_topic_prefix(f"{run_id}-{name}-")
+    topology = base.with_topic_prefix(f"{run_id}-{name}-r{repeat}-")
     backend = make_backend(name, topology, settings, **plan.backend_options.get(name, {}))
     await asyncio.to_thread(create_topics, settings, topology.topics, topology.partitions, topology.replication_factor)
-    live = Live(name)
+    live = Live(name, repeat)
     on_live(live)
+    offsets = intended_offsets(plan.profile)
+    factory = OrderFactory(plan.seed, plan.invalid_share, plan.record_bytes)
     async with backend:
+        start_line = await _starting_line(backend, settings, plan.start_timeout_s)
         sampler = LagSampler(OffsetReader(settings), backend.lag_sources(), topology.input.topic,
                              topology.output.topic, topology.dead_letter_topic)
         samples: list[Sample] = []
+        cpu_samples: list[CpuSample] = []
+        monitor = CpuMonitor()
         sink = SinkReader(settings, topology.output.topic, topology.dead_letter_topic, run_id,
-                          group=f"{run_id}-{name}-sink", start=time.time())
+                          group=f"{run_id}-{name}-r{repeat}-sink", start=time.time(), valid=_validity(factory))
         stop = asyncio.Event()
         status = _status_source(name, topology, backend, plan.kube_context)
+        acked = [0]
 
         def started(wall: float) -> None:
             sampler.start = sink.start = wall
@@ -98,16 +123,29 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
 
         def progressed(p: LoadProgress) -> None:
             live.elapsed_s, live.scheduled, live.sent = p.elapsed_s, p.scheduled, p.sent
+            acked[0] = p.acked
+
+        def intended_s(seq: int) -> float | None:
+            return float(offsets[seq]) if 0 <= seq < len(offsets) else None
+
+        def pipeline_backlog(at: float) -> PipelineBacklog:
+            accounted, watermark = sink.accounted, sink.watermark
+            orders = backlog(acked[0], accounted)
+            age = oldest_age_s(watermark, intended_s, at - sampler.start) if orders else 0.0
+            return PipelineBacklog(acked[0], accounted, orders, round(age, 3))
 
         async def sample_every_second() -> None:
+            monitor.sample()  # primes the CPU counters: the first real sample covers one second
             next_at = time.monotonic()
             while not stop.is_set():
                 cpu = time.process_time()
                 try:
                     at, snap = await asyncio.to_thread(sampler.read_offsets)
-                    s = sampler.sample(at, snap, await status(), cpu)
+                    s = sampler.sample(at, snap, await status(), cpu, pipeline_backlog(at))
                     samples.append(s)
-                    live.lag, live.ready, live.received = s.total_lag, s.ready, sink.received
+                    c = await asyncio.to_thread(monitor.sample)
+                    cpu_samples.append(c)
+                    live.lag, live.ready, live.received = s.backlog.orders if s.backlog else 0, s.ready, sink.accounted
                     live.produce_rate, live.output_rate = s.produce_rate, s.output_rate
                     on_live(live)
                 except (KafkaException, KeyError) as exc:  # a missed sample shows as a gap, not a crash
@@ -122,8 +160,10 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
                                  max_p99_lateness_ms=2 * plan.late_threshold_ms)
             try:
                 result = await asyncio.to_thread(run_load, load_plan, settings, progressed, 0.3, started)
+                acked[0] = result.acked
                 live.phase = "drain"
-                drained, drain_s = await _drain(sink, samples, result.sent, plan.drain_timeout_s)
+                drained, drain_s = await _drain(sink, samples, result.acked, plan.drain_timeout_s)
+                sink.close_drain_window()  # from here on, an order that still arrives is late, not lost
                 live.phase = "settle" if plan.settle_s else "done"
                 await asyncio.sleep(plan.settle_s)
             finally:
@@ -131,8 +171,27 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
                 await sampling
             live.phase = "done"
             on_live(live)
-        return BackendRun(name, topology, backend.settings_in_force(), result, samples, sink.report(result.sent),
-                          sink.series(), histograms.encode(sink.e2e), drained, drain_s)
+        cpu_rel = [c.since(sampler.start) for c in cpu_samples]
+        return BackendRun(name, repeat, topology, backend.settings_in_force(), result, samples, cpu_rel, start_line,
+                          sink.report(result.sent), sink.series(), histograms.encode(sink.e2e), drained, drain_s)
+
+
+def _validity(factory: OrderFactory) -> Callable[[int], bool]:
+    valid = getattr(factory, "valid", None)
+    return valid if valid is not None else (lambda seq: factory.order(seq)[1])
+
+
+async def _starting_line(backend: Backend, settings: KafkaSettings, timeout_s: float) -> dict[str, Any]:
+    """Load begins only when every consumer group of the backend has joined and been assigned, and its
+    replicas are at the starting count: no backend loses the first seconds of the load to a join."""
+    began = time.monotonic()
+    wait_started = getattr(backend, "wait_started", None)
+    if wait_started is not None:
+        await wait_started(timeout_s)
+    groups = [(s.group, s.topic) for s in backend.lag_sources()]
+    await asyncio.to_thread(GroupMembership(settings).wait_assigned, groups, max(timeout_s - (time.monotonic() - began), 5))
+    return {"waited_s": round(time.monotonic() - began, 2),
+            "replicas": {s.stage: s.ready for s in backend.status()}, "groups": [g for g, _ in groups]}
 
 
 def _status_source(name: str, topology: Topology, backend: Any, kube_context: str | None) -> Callable[[], Any]:
@@ -149,11 +208,12 @@ def _status_source(name: str, topology: Topology, backend: Any, kube_context: st
     return from_cluster
 
 
-async def _drain(sink: SinkReader, samples: list[Sample], sent: int, timeout_s: float) -> tuple[bool, float]:
-    """Wait until every sent event came out and no stage lags (or the bound passes)."""
+async def _drain(sink: SinkReader, samples: list[Sample], acked: int, timeout_s: float) -> tuple[bool, float]:
+    """Wait until every acknowledged order came out — distinct orders: duplicates do not count — and no
+    stage group lags (or the bound passes)."""
     begin = time.monotonic()
     while time.monotonic() - begin < timeout_s:
-        if sink.received >= sent and samples and samples[-1].total_lag == 0:
+        if sink.accounted >= acked and samples and samples[-1].platform_lag == 0:
             return True, time.monotonic() - begin
         await asyncio.sleep(0.25)
     return False, time.monotonic() - begin

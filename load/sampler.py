@@ -42,6 +42,22 @@ class StageSample:
     errors: int = 0
     dead_lettered: int = 0
     cold_starts: int = 0
+    processed: int = 0
+    """Events the stage finished so far (the backend's count; 0 where it has none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineBacklog:
+    """The neutral backlog: the same definition on every backend (load.completeness)."""
+
+    acked: int
+    """Orders the broker acknowledged into the input topic so far."""
+    accounted: int
+    """Distinct orders that reached the output or dead-letter topic so far."""
+    orders: int
+    """acked − accounted: orders inside the pipeline."""
+    time_lag_s: float
+    """Age of the oldest order still inside the pipeline, from its intended send time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +70,18 @@ class Sample:
     output_rate: float
     dead_letter_end: int
     stages: tuple[StageSample, ...]
+    """Each stage's own group, as the platform's autoscaler sees its lag."""
+    groups: tuple[StageSample, ...] = ()
+    """The platform's other groups (Knative's KafkaSource and output Trigger), as their dispatchers see them."""
+    backlog: PipelineBacklog | None = None
     cost_ms: float = 0.0
     """CPU time this process spent taking the sample."""
 
     @property
-    def total_lag(self) -> int:
-        return sum(s.lag for s in self.stages)
+    def platform_lag(self) -> int:
+        """Offset lag summed over every group of the backend: what its own consumers see, not comparable
+        across backends (a Knative Trigger group counts every event type of the broker topic)."""
+        return sum(s.lag for s in (*self.stages, *self.groups))
 
     @property
     def ready(self) -> int:
@@ -85,14 +107,14 @@ class LagSampler:
         return time.time(), snap
 
     def sample(self, at: float, snap: OffsetSnapshot, status: Sequence[StageStatus] = (),
-               cpu_start: float | None = None) -> Sample:
+               cpu_start: float | None = None, backlog: PipelineBacklog | None = None) -> Sample:
         """The pure half: turn one snapshot (and the backend's status) into a Sample."""
         prev_at, prev = self._prev if self._prev else (at, snap)
         dt = max(at - prev_at, 1e-9)
         for topic in dict.fromkeys(s.topic for s in self.sources):  # time lag is only asked of stage inputs
             self._timelines.setdefault(topic, TopicTimeline()).add(snap.ends[topic], at)
         by_stage = {s.stage: s for s in status}
-        stages = []
+        stages, groups = [], []
         for src in self.sources:
             key = (src.group, src.topic)
             ends, committed = snap.ends[src.topic], snap.commits[key]
@@ -101,7 +123,7 @@ class LagSampler:
             lags = np.where(has, np.maximum(ends - committed, 0), NO_COMMIT)
             time_lags = self._timelines[src.topic].lags_s(committed, at)
             st = by_stage.get(src.stage)
-            stages.append(StageSample(
+            (stages if src.role == "stage" else groups).append(StageSample(
                 stage=src.stage, lag=int(lags[has].sum()), uncommitted=int(len(has) - has.sum()),
                 committed_total=int(committed[has].sum()),
                 consume_rate=int((np.maximum(committed, 0) - np.maximum(before, 0)).sum()) / dt,
@@ -110,6 +132,7 @@ class LagSampler:
                 desired=st.desired if st else 0, ready=st.ready if st else 0, in_flight=st.in_flight if st else 0,
                 queued=st.queued if st else 0, retries=st.retries if st else 0, errors=st.errors if st else 0,
                 dead_lettered=st.dead_lettered if st else 0, cold_starts=st.cold_starts if st else 0,
+                processed=st.processed if st else 0,
             ))
 
         def end(topic: str, s: OffsetSnapshot) -> int:
@@ -119,8 +142,8 @@ class LagSampler:
             t=round(at - self.start, 3),
             input_end=end(self.input_topic, snap), produce_rate=(end(self.input_topic, snap) - end(self.input_topic, prev)) / dt,
             output_end=end(self.output_topic, snap), output_rate=(end(self.output_topic, snap) - end(self.output_topic, prev)) / dt,
-            dead_letter_end=end(self.dead_letter_topic, snap), stages=tuple(stages),
-            cost_ms=(time.process_time() - cpu_start) * 1000 if cpu_start is not None else 0.0,
+            dead_letter_end=end(self.dead_letter_topic, snap), stages=tuple(stages), groups=tuple(groups),
+            backlog=backlog, cost_ms=(time.process_time() - cpu_start) * 1000 if cpu_start is not None else 0.0,
         )
         if self._prev is None or at > prev_at:
             self._prev = (at, snap)

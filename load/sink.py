@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class SinkReader:
     group: str
     start: float = 0.0
     """Wall-clock zero of the run (per-second buckets count from here)."""
+    valid: Callable[[int], bool] | None = None
+    """seq -> whether the order was valid (OrderFactory.valid), to count misrouted orders."""
     e2e: Any = field(default_factory=histograms.new_histogram)
     completeness: Completeness = field(default_factory=Completeness)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -50,6 +53,9 @@ class SinkReader:
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def __post_init__(self) -> None:
+        self.completeness.valid = self.valid
+
     def __enter__(self) -> SinkReader:
         self._thread = threading.Thread(target=self._run, name="lagduel-sink", daemon=True)
         self._thread.start()
@@ -62,8 +68,25 @@ class SinkReader:
 
     @property
     def received(self) -> int:
+        """Records of this run read, duplicates included."""
         with self._lock:
             return self.delivered + self.dead_lettered
+
+    @property
+    def accounted(self) -> int:
+        """Distinct orders seen on the output or dead-letter topic (duplicates do not count)."""
+        with self._lock:
+            return self.completeness.distinct
+
+    @property
+    def watermark(self) -> int:
+        """The lowest seq not seen yet."""
+        with self._lock:
+            return self.completeness.watermark
+
+    def close_drain_window(self) -> None:
+        with self._lock:
+            self.completeness.close_drain_window()
 
     def _run(self) -> None:
         consumer = Consumer(self.settings.with_client_id("lagduel-sink").consumer(self.group, **{"auto.offset.reset": "earliest"}))
@@ -93,7 +116,7 @@ class SinkReader:
             if e2e_us < 0:
                 self.negative_e2e += 1
             histograms.record(self.e2e, e2e_us)
-            self.completeness.observe(book.seq, key.decode("utf-8", "replace") if key else None)
+            self.completeness.observe(book.seq, key.decode("utf-8", "replace") if key else None, dead)
             bucket = self.seconds.setdefault(int(now - self.start), SecondBucket())
             bucket.max_e2e_ms = max(bucket.max_e2e_ms, e2e_us / 1000.0)
             if dead:

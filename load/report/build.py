@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from load.summary import BETTER, LABELS
+from load.metrics import METRICS
 
 COLORS = {"knative": "#1f77b4", "openfaas": "#d62728", "native": "#2ca02c"}
+BOUND = "—, instrument-bound"
 
 
 def _line(name: str, x: list[Any], y: list[Any], dash: str = "solid", group: str | None = None) -> dict[str, Any]:
@@ -28,62 +29,107 @@ def _figure(title: str, traces: list[dict[str, Any]], y_title: str, spike: tuple
         "legend": {"orientation": "h"}}}
 
 
-def _pipeline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r["stage"] == "pipeline"]
+def _rows(samples: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
+    return [r for r in samples if r["stage"] == stage]
 
 
 def figures(series: dict[str, dict[str, Any]], stages: list[str], spike: tuple[float, float] | None,
             summaries: dict[str, Any]) -> list[dict[str, Any]]:
-    lag, replicas, rates, e2e = [], [], [], []
+    backlog, platform, replicas, rates, age, cpu = [], [], [], [], [], []
+    dashes = ("dash", "dot", "dashdot", "longdash", "longdashdot")
     for b, doc in series.items():
-        pipe = _pipeline(doc["samples"])
+        pipe = _rows(doc["samples"], "pipeline")
         ts = [r["t"] for r in pipe]
-        lag.append(_line(f"{b} (all stages)", ts, [r["lag"] for r in pipe], group=b))
+        backlog.append(_line(b, ts, [r.get("backlog") for r in pipe], group=b))
+        age.append(_line(b, ts, [r.get("backlog_time_lag_s") for r in pipe], group=b))
         replicas.append(_line(f"{b} (all stages)", ts, [r["ready"] for r in pipe], group=b))
         rates.append(_line(f"{b} in", ts, [r["produce_rate"] for r in pipe], "dot", group=b))
         rates.append(_line(f"{b} out", ts, [r["output_rate"] for r in pipe], group=b))
-        for i, st in enumerate(stages):
-            rows = [r for r in doc["samples"] if r["stage"] == st]
-            dash = ("dash", "dot", "dashdot", "longdash")[i % 4]
-            lag.append(_line(f"{b} {st}", [r["t"] for r in rows], [r["lag"] for r in rows], dash, group=b))
-            replicas.append(_line(f"{b} {st}", [r["t"] for r in rows], [r["ready"] for r in rows], dash, group=b))
-        sink = doc.get("sink", [])
-        e2e.append(_line(b, [r["t"] for r in sink], [r["max_e2e_ms"] for r in sink], group=b))
+        groups = list(dict.fromkeys(r["stage"] for r in doc["samples"] if r["stage"] != "pipeline"))
+        for i, st in enumerate(groups):
+            rows = _rows(doc["samples"], st)
+            platform.append(_line(f"{b} {st}", [r["t"] for r in rows], [r["lag"] for r in rows], dashes[i % 5], group=b))
+            if st in stages:
+                replicas.append(_line(f"{b} {st}", [r["t"] for r in rows], [r["ready"] for r in rows], dashes[i % 5],
+                                      group=b))
+        points = doc.get("cpu", [])
+        cpu.append(_line(f"{b} machine busy %", [c["t"] for c in points],
+                         [round(100 * c["busy_share"], 1) for c in points], group=b))
     pct = ["p50", "p90", "p95", "p99", "p99.9", "max"]
     bars = [{"type": "bar", "name": b, "x": pct, "y": [s["sink"]["e2e_ms"].get(p) for p in pct],
              "marker": {"color": COLORS.get(b)}} for b, s in summaries.items()]
     return [
-        {"id": "lag", **_figure("Consumer lag (events; solid = all stages)", lag, "events", spike)},
+        {"id": "backlog", **_figure("Pipeline backlog (orders acked in − distinct orders out): the same on every backend",
+                                    backlog, "orders", spike)},
+        {"id": "age", **_figure("Measured time lag: age of the oldest order still in the pipeline", age, "s", spike)},
+        {"id": "platform-lag", **_figure("Per-stage lag as each platform's autoscaler sees it (consumer-group offset "
+                                         "lag; not comparable across backends)", platform, "events", spike)},
         {"id": "replicas", **_figure("Ready replicas", replicas, "replicas", spike)},
         {"id": "throughput", **_figure("Throughput in (dotted) and out (events/s)", rates, "events/s", spike)},
-        {"id": "e2e", **_figure("Measured time lag: worst end-to-end latency per second", e2e, "ms", spike)},
+        {"id": "cpu", **_figure("Instrument: machine CPU busy (90 % and more = saturated)", cpu, "%", spike)},
         {"id": "latency", **_figure("End-to-end latency percentiles (from intended send time)", bars, "ms", None,
                                     log_y=True, x_title="percentile")},
     ]
 
 
-def table(summaries: dict[str, Any], winners: dict[str, list[str]]) -> list[dict[str, Any]]:
+def cell(backend: dict[str, Any], metric: str) -> str:
+    """One table cell: the median, its spread over repeats, or why it is not a measurement."""
+    if backend["instrument"]["bound"]:
+        return BOUND
+    sp = backend["spread"][metric]
+    med = sp["median"]
+    if med is None:
+        return "—"
+    text = _num(med)
+    if sp["n"] > 1 and sp["lo"] is not None:
+        text += f" ({_num(sp['lo'])}–{_num(sp['hi'])}"
+        text += f"; 95 % CI {_num(sp['ci_lo'])}–{_num(sp['ci_hi'])})" if sp.get("ci_lo") is not None else ")"
+    return text
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    backends = summary["backends"]
     rows = []
-    for metric, label in LABELS.items():
-        values = {b: s["headline"].get(metric) for b, s in summaries.items()}
-        rows.append({"metric": metric, "label": label, "better": BETTER[metric], "values": values,
-                     "winners": winners.get(metric, [])})
+    for metric, m in METRICS.items():
+        decision = summary["decisions"].get(metric, {"winners": [], "reason": ""})
+        rows.append({"metric": metric, "label": m.label, "better": m.better,
+                     "values": {b: cell(s, metric) for b, s in backends.items()},
+                     "winners": decision["winners"], "reason": decision["reason"]})
     return rows
+
+
+def instrument(summary: dict[str, Any]) -> dict[str, Any]:
+    return {b: {**s["instrument"], "calibration": s["settings_in_force"].get("calibration")}
+            for b, s in summary["backends"].items()}
 
 
 def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) -> dict[str, Any]:
     backends = summary["backends"]
     spike = tuple(summary["disturbance"]) if summary.get("disturbance") else None
+    repeats = summary.get("repeats", 1)
     return {
         "title": f"lagduel — {summary['profile']['kind']} profile, {', '.join(backends)}",
-        "run_id": summary["run_id"], "profile": summary["profile"], "seed": summary["seed"],
+        "run_id": summary["run_id"], "profile": summary["profile"], "seed": summary["seed"], "repeats": repeats,
+        "confidence": "1 run: no confidence interval" if repeats == 1 else
+                      f"{repeats} runs per backend: median (min–max{'; bootstrap 95 % CI of the median' if repeats >= 3 else ''})",
         "backends": list(backends), "unavailable": summary.get("unavailable", {}),
-        "rows": table(backends, summary["winners"]), "fairness": summary["fairness"],
+        "bound": {b: s["instrument"]["reasons"] for b, s in backends.items() if s["instrument"]["bound"]},
+        "rows": table(summary), "fairness": summary["fairness"],
         "figures_json": json.dumps(figures(series, summary["stages"], spike, backends)),
+        "instrument": instrument(summary),
+        "slos": {b: s["slo"] for b, s in backends.items() if s["slo"]},
+        "start_line": {b: s["start_line"] for b, s in backends.items()},
         "settings": {b: json.dumps(s["settings_in_force"], indent=2, default=str) for b, s in backends.items()},
-        "autoscaling": json.dumps(summary.get("autoscaling", {}), indent=2),
         "generators": {b: s["generator"] for b, s in backends.items()},
         "sinks": {b: s["sink"] for b, s in backends.items()},
+        "platform_lag": {b: {st: {k: v.get(k) for k in ("peak_lag", "time_to_recover_s", "lag_area")}
+                             for st, v in s["stages"].items()} for b, s in backends.items()},
         "statuses": {b: {st: v["status_changes"] for st, v in s["stages"].items()} for b, s in backends.items()},
         "drained": {b: (s["drained"], s["drain_s"]) for b, s in backends.items()},
         "machine": summary.get("machine", {}), "versions": summary.get("versions", {}),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from load.summary import LABELS
+from load.metrics import METRICS
+from load.report.build import cell
 
 
 def _fmt(v: Any) -> str:
@@ -18,23 +19,46 @@ def _fmt(v: Any) -> str:
 def run_markdown(summary: dict[str, Any]) -> str:
     backends = summary["backends"]
     names = list(backends)
+    repeats = summary.get("repeats", 1)
     lines = [f"### lagduel: {summary['profile']['kind']} profile ({', '.join(names)})", "",
-             f"Run `{summary['run_id']}`, seed {summary['seed']}, profile `{summary['profile']}`.", ""]
-    lines += ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for metric, label in LABELS.items():
-        cells = []
-        for b in names:
-            v = _fmt(backends[b]["headline"].get(metric))
-            cells.append(f"**{v}**" if b in summary["winners"].get(metric, []) else v)
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", summary["fairness"], ""]
+             f"Run `{summary['run_id']}`, seed {summary['seed']}, profile `{summary['profile']}`, "
+             + ("1 run: no confidence interval." if repeats == 1 else f"{repeats} runs per backend (median, min–max"
+                + ("; bootstrap 95 % CI)." if repeats >= 3 else ").")), ""]
     for b, s in backends.items():
-        g = s["generator"]
+        if s["instrument"]["bound"]:
+            lines.append(f"> **⚠ {b} is instrument-bound** — its numbers describe this machine, not the autoscaler: "
+                         + "; ".join(s["instrument"]["reasons"]))
+            lines.append("")
+    lines += ["| metric | " + " | ".join(names) + " | verdict |", "|---|" + "---:|" * len(names) + "---|"]
+    for metric, m in METRICS.items():
+        cells = []
+        decision = summary["decisions"].get(metric, {"winners": [], "reason": ""})
+        for b in names:
+            v = cell(backends[b], metric)
+            cells.append(f"**{v}**" if b in decision["winners"] else v)
+        lines.append(f"| {m.label} | " + " | ".join(cells) + f" | {decision['reason']} |")
+    lines += ["", summary["fairness"]["text"], ""]
+    for b, s in backends.items():
+        g, i = s["generator"], s["instrument"]
         lines.append(f"- {b}: generator {g['verdict']}; drained: {'yes' if s['drained'] else 'NO'}; "
-                     f"lost {s['sink']['lost']}, duplicated {s['sink']['duplicated']}")
+                     f"lost {s['sink']['lost']}, late {s['sink']['late']}, misrouted {s['sink']['misrouted']}, "
+                     f"duplicated {s['sink']['duplicated']}; machine CPU busy p95 {_pct(i['cpu_busy_p95'])}; "
+                     + ", ".join(f"{st} capacity {_cap(v['capacity_eps'])} → {_fmt(v['achieved_eps'])} ev/s"
+                                 for st, v in i["stages"].items()))
+        for x in s.get("slo", []):
+            lines.append(f"  - SLO `{x['slo']}`: {'pass' if x['passed'] else '**FAIL**'} (value {_fmt(x['value'])}"
+                         + (f", {x['note']}" if x["note"] else "") + ")")
     for b, why in summary.get("unavailable", {}).items():
         lines.append(f"- {b}: not run ({why})")
     return "\n".join(lines) + "\n"
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.0f} %"
+
+
+def _cap(v: Any) -> str:
+    return "unbounded" if v is None else _fmt(v)
 
 
 def compare_rows(summaries: list[tuple[str, dict[str, Any]]]) -> list[list[str]]:
@@ -42,7 +66,7 @@ def compare_rows(summaries: list[tuple[str, dict[str, Any]]]) -> list[list[str]]
     rows = []
     backends = list(dict.fromkeys(b for _, s in summaries for b in s["backends"]))
     for b in backends:
-        for metric, label in LABELS.items():
+        for metric, label in ((k, m.label) for k, m in METRICS.items()):
             vals = [s["backends"].get(b, {}).get("headline", {}).get(metric) for _, s in summaries]
             row = [b, label, _fmt(vals[0])]
             for v in vals[1:]:

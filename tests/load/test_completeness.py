@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from load.completeness import Completeness
+from load.completeness import Completeness, backlog, oldest_age_s
 from load.sink import SinkReader
 from pipeline import events
 from pipeline.kafka import KafkaSettings
@@ -44,3 +44,27 @@ def test_sink_accounts_records_by_bookkeeping() -> None:
     assert r["foreign"] == 2
     assert r["e2e_ms"]["count"] == 6
     assert 495 <= r["e2e_ms"]["max"] <= 501  # 0.5 s minus the seq offsets
+
+
+def test_misrouted_late_and_the_watermark() -> None:
+    c = Completeness(valid=lambda seq: seq % 5 != 0)  # every fifth order is invalid
+    for seq, dead in [(0, True), (1, False), (2, True), (3, False), (5, False)]:  # 2: valid but dead-lettered; 5: invalid but delivered
+        c.observe(seq, None, dead)
+    assert c.misrouted == 2 and c.distinct == 5 and c.watermark == 4
+    c.observe(2, None, True)  # a duplicate is not misrouted twice
+    assert c.misrouted == 2
+    c.close_drain_window()
+    c.observe(4, None, False)
+    assert c.watermark == 6
+    r = c.report(sent=7)
+    assert r["late"] == 1 and r["lost"] == 1 and r["lost_examples"] == [6] and r["misrouted"] == 2
+    assert r["duplicated"] == 1
+
+
+def test_neutral_backlog_and_the_age_of_the_oldest_order() -> None:
+    assert backlog(acked=100, accounted=60) == 40
+    assert backlog(acked=10, accounted=12) == 0  # the sink may read an order before the ack reaches the generator
+    intended = {0: 0.0, 1: 0.5, 2: 1.0}.get
+    assert oldest_age_s(1, intended, now_s=3.0) == 2.5
+    assert oldest_age_s(2, intended, now_s=0.5) == 0.0  # not due yet
+    assert oldest_age_s(9, intended, now_s=3.0) == 0.0  # past the schedule: nothing outstanding

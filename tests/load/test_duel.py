@@ -28,8 +28,13 @@ def test_duel_on_native_writes_a_complete_run(topology: Topology, kafka_settings
     assert gen["sent"] == gen["scheduled"] == 20 * 8 + 80 * 3
     assert sink["delivered"] + sink["dead_lettered"] == gen["sent"], (sink, gen)
     assert sink["dead_lettered"] == gen["invalid"] and sink["lost"] == 0 and sink["duplicated"] == 0
+    assert sink["misrouted"] == 0 and sink["late"] == 0
     assert sink["e2e_ms"]["count"] == gen["sent"]
-    assert native["samples"] >= 8 and native["headline"]["peak_lag"] >= 0
+    assert native["samples"] >= 8 and native["headline"]["peak_backlog"] > 0
+    assert native["headline"]["time_to_recover_s"] is not None
+    assert set(native["instrument"]) >= {"bound", "reasons", "cpu_busy_p95", "stages"}
+    assert set(native["instrument"]["stages"]) == {"validate", "enrich", "score"}
+    assert native["start_line"]["groups"] and native["start_line"]["waited_s"] >= 0
     assert {"load", "drain", "done"} <= set(phases)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["seed"] == 5 and manifest["settings_in_force"]["native"]

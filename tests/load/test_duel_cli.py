@@ -1,0 +1,81 @@
+"""`lagduel duel` as a CI job uses it: SLOs, the instrument check and the exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lagduel.cli import main
+from pipeline.kafka import KafkaSettings
+
+
+def _duel(kafka_settings: KafkaSettings, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "lagduel", "duel", "--backends", "native", "--profile", "constant:rate=40",
+            "--duration", "6", "--settle", "0", "--drain-timeout", "60", "--bootstrap", kafka_settings.bootstrap_servers,
+            "--out", str(out), *extra]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
+
+
+def _summary(out: Path) -> dict:
+    (path,) = out.glob("*/summary.json")
+    return json.loads(path.read_text())
+
+
+@contextmanager
+def _saturated_machine() -> Iterator[None]:
+    """Every core busy with a spinning process: the duel must notice that it measured the machine."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+
+
+def test_a_bad_slo_is_a_usage_error_in_one_line() -> None:
+    res = CliRunner().invoke(main, ["duel", "--slo", "p99<2s"])
+    assert res.exit_code == 2
+    assert "--slo" in res.output and "p99" in res.output and "Traceback" not in res.output
+
+
+def test_help_documents_slos_and_exit_statuses() -> None:
+    out = CliRunner().invoke(main, ["duel", "--help"]).output
+    assert "--slo" in out and "--repeat" in out and "instrument-bound" in out and "4 a backend" in out
+
+
+@pytest.mark.kafka
+def test_a_failed_slo_exits_3(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    res = _duel(kafka_settings, tmp_path, "--slo", "lost==0", "--slo", "e2e.p50<1ms")
+    summary = _summary(tmp_path)
+    native = summary["backends"]["native"]
+    assert not native["instrument"]["bound"], native["instrument"]
+    assert res.returncode == 3, res.stderr[-3000:]
+    results = {x["slo"]: x["passed"] for x in native["slo"]}
+    assert results == {"lost==0": True, "e2e.p50<1ms": False}
+    assert summary["slo_failed"] == ["native"]
+
+
+@pytest.mark.kafka
+def test_a_saturated_machine_makes_the_run_instrument_bound_and_exit_4(kafka_settings: KafkaSettings,
+                                                                        tmp_path: Path) -> None:
+    with _saturated_machine():
+        res = _duel(kafka_settings, tmp_path)
+    assert res.returncode == 4, res.stderr[-3000:]
+    summary = _summary(tmp_path)
+    instrument = summary["backends"]["native"]["instrument"]
+    assert instrument["bound"] and summary["instrument_bound"] == ["native"]
+    assert any("CPU" in reason for reason in instrument["reasons"]), instrument["reasons"]
+    assert instrument["cpu_busy_p95"] >= 0.9
+    assert summary["winners"] == {}
+    folder = next(tmp_path.iterdir())
+    assert "instrument-bound" in (folder / "summary.md").read_text()
+    assert 'id="instrument-bound"' in (folder / "report.html").read_text()
