@@ -44,6 +44,8 @@ class StageSample:
     cold_starts: int = 0
     processed: int = 0
     """Events the stage finished so far (the backend's count; 0 where it has none)."""
+    slots: int | None = None
+    """Events the stage could serve at once (None: ready × per-replica concurrency)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,7 @@ class LagSampler:
                 desired=st.desired if st else 0, ready=st.ready if st else 0, in_flight=st.in_flight if st else 0,
                 queued=st.queued if st else 0, retries=st.retries if st else 0, errors=st.errors if st else 0,
                 dead_lettered=st.dead_lettered if st else 0, cold_starts=st.cold_starts if st else 0,
-                processed=st.processed if st else 0,
+                processed=st.processed if st else 0, slots=st.slots if st else None,
             ))
 
         def end(topic: str, s: OffsetSnapshot) -> int:

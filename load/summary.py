@@ -67,8 +67,9 @@ def stage_seconds(stages: Sequence[Stage], samples: Sequence[Sample]) -> dict[st
                 achieved = (r.processed - rows[k - 1].processed) / dt if k and dt > 0 else 0.0
             else:
                 achieved = r.consume_rate
-            seconds.append(StageSecond(samples[k].t, r.ready, stage_capacity_eps(r.ready, st.concurrency, st.latency_s),
-                                       round(achieved, 2), r.lag))
+            capacity = (stage_capacity_eps(r.ready, st.concurrency, st.latency_s) if r.slots is None else
+                        stage_capacity_eps(1, r.slots, st.latency_s) if r.ready else 0.0)
+            seconds.append(StageSecond(samples[k].t, r.ready, capacity, round(achieved, 2), r.lag))
         out[st.name] = seconds
     return out
 

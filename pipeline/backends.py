@@ -31,6 +31,8 @@ class StageStatus:
     cold_starts: int = 0
     processed: int = 0
     """Events the stage finished (a reply, a rejection or a dead letter), cumulative: its achieved throughput."""
+    slots: int | None = None
+    """Events the stage can serve at once now; None: ready replicas × the stage's per-replica concurrency."""
     extra: Mapping[str, float] = field(default_factory=dict)
     """Backend-specific series (e.g. panic mode, KEDA metric), for the report."""
 

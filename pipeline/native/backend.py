@@ -79,8 +79,10 @@ class NativeBackend:
 
     def status(self) -> list[StageStatus]:
         alive = sum(1 for p in self._procs if p.poll() is None)
-        return [StageStatus(s.name, self.workers, alive) for s in self.topology.stages]
+        return [StageStatus(s.name, self.workers, alive, slots=alive * agent_concurrency(s)) for s in self.topology.stages]
 
     def settings_in_force(self) -> dict[str, Any]:
-        return {"workers": self.workers, "agent_concurrency": {s.name: agent_concurrency(s) for s in self.topology.stages}, "commit_interval_s": 1.0,
-                "latency_ms": {s.name: s.latency_ms for s in self.topology.stages}}
+        return {"workers": self.workers, "agent_concurrency": {s.name: agent_concurrency(s) for s in self.topology.stages},
+                "commit_interval_s": 1.0, "latency_ms": {s.name: s.latency_ms for s in self.topology.stages},
+                "capacity": {s.name: {"replicas": f"{self.workers} worker(s)", "in_flight": agent_concurrency(s),
+                                      "service_time_ms": s.latency_ms} for s in self.topology.stages}}
