@@ -16,7 +16,8 @@ def cpu(busy: list[float], groups: dict[str, float] = QUIET) -> list[CpuPoint]:
     return [CpuPoint(t=float(i + 1), busy_share=b, groups=groups) for i, b in enumerate(busy)]
 
 
-def stage(backlog: list[int], achieved: float | list[float], capacity: float | None, ready: int = 2) -> list[StageSecond]:
+def stage(backlog: list[int], achieved: float | list[float], capacity: float | None,
+          ready: int = 2) -> list[StageSecond]:
     rates = achieved if isinstance(achieved, list) else [achieved] * len(backlog)
     return [StageSecond(t=float(i), ready=ready, capacity_eps=capacity, achieved_eps=r, backlog=b)
             for i, (b, r) in enumerate(zip(backlog, rates))]
