@@ -81,7 +81,9 @@ def cell(backend: dict[str, Any], metric: str) -> str:
     if med is None:
         return "—"
     text = _num(med)
-    if sp["n"] > 1 and sp["lo"] is not None:
+    if sp.get("missing"):
+        text += f" ({sp['missing']} of {sp['n']} runs: none)"
+    if sp["n"] > 1 and sp["lo"] is not None and sp["lo"] != sp["hi"]:
         text += f" ({_num(sp['lo'])}–{_num(sp['hi'])}"
         text += f"; 95 % CI {_num(sp['ci_lo'])}–{_num(sp['ci_hi'])})" if sp.get("ci_lo") is not None else ")"
     return text
