@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import statistics
 import subprocess
 import sys
 import time
@@ -122,17 +121,15 @@ def test_exited_processes_leave_their_group(start: Callable[..., subprocess.Pope
     assert monitor.members()["replicas"] == []
 
 
-def test_sample_is_cheap_with_many_replicas(start: Callable[..., subprocess.Popen[bytes]]) -> None:
+def test_many_replicas_are_each_grouped_once(start: Callable[..., subprocess.Popen[bytes]]) -> None:
+    """30 replica processes: every one found and grouped, none twice (the cost per sample is a benchmark
+    figure, in load/cpu.py's docstring, not a test)."""
     children = [start("-c", "import sys, time; print(flush=True); time.sleep(60)", "pipeline.openfaas.watchdog")
                 for _ in range(30)]
-    for c in children:  # every interpreter up, so their start-up does not load the machine while we time
+    for c in children:
         assert c.stdout is not None and c.stdout.readline() == b"\n"
     monitor = CpuMonitor()
-    assert len(monitor.members()["replicas"]) == 30
-    costs = []
-    for _ in range(30):
-        t0 = time.perf_counter()
-        monitor.sample()
-        costs.append(time.perf_counter() - t0)
-    # measured 1.2 ms median on the loaded 2-core VM (load/cpu.py docstring); the budget is 5 ms
-    assert statistics.median(costs) < 0.005
+    members = monitor.members()
+    assert sorted(members["replicas"]) == sorted(c.pid for c in children)
+    sample = monitor.sample()
+    assert sample.groups["replicas"] >= 0.0 and set(sample.groups) == set(GROUPS)
