@@ -32,13 +32,34 @@ def _overrides(items: tuple[str, ...]) -> dict:
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise click.ClickException(f"--set {item!r}: expected key=value, e.g. keda.polling_interval_s=1")
+            raise click.BadParameter(f"{item!r}: expected key=value, e.g. keda.polling_interval_s=1", param_hint="--set")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise click.BadParameter(f"{item!r}: the value is not valid YAML ({problem})", param_hint="--set") from None
         node = out
         *path, leaf = key.split(".")
-        for p in path:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        for depth, part in enumerate(path):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise click.BadParameter(f"{item!r} conflicts with --set {'.'.join(path[:depth + 1])}=...",
+                                         param_hint="--set")
+        if isinstance(node.get(leaf), dict):
+            raise click.BadParameter(f"{item!r} conflicts with the --set {key}.* given before it", param_hint="--set")
+        node[leaf] = parsed
     return out
+
+
+def _writable(out: Path) -> None:
+    """Refuse an output folder the report could not be written to, before any backend starts."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lagduel-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise click.BadParameter(f"{out}: cannot write the run folder there ({exc.strerror})", param_hint="--out") from None
 
 
 def _table(lives: dict[str, BackendLive]) -> Table:
@@ -94,6 +115,12 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed, 4 a backend was instrument-bound.
     """
     names = [b.strip() for b in backends.split(",") if b.strip()]
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"{backends!r} names a backend twice; use --repeat to run it again",
+                                 param_hint="--backends")
+    if kube_context and not bootstrap:
+        raise click.BadParameter("a real cluster needs its Kafka too: give --bootstrap HOST:PORT",
+                                 param_hint="--kube-context")
     unknown = [b for b in names if b not in BACKENDS]
     if unknown or not names:
         raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
@@ -105,6 +132,7 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     except (ProfileError, TopologyError, ValueError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     slos = _slos(slo_texts)
+    _writable(out)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
                     kube_context=kube_context, start_timeout_s=start_timeout, repeats=repeats)
     console = Console(stderr=True)

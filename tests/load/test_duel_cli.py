@@ -79,3 +79,18 @@ def test_a_saturated_machine_makes_the_run_instrument_bound_and_exit_4(kafka_set
     folder = next(tmp_path.iterdir())
     assert "instrument-bound" in (folder / "summary.md").read_text()
     assert 'id="instrument-bound"' in (folder / "report.html").read_text()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--set", "knative.window_s=[1"], "not valid YAML"),
+    (["--set", "knative=1", "--set", "knative.window_s=6"], "conflicts with --set knative="),
+    (["--set", "knative.window_s=6", "--set", "knative=1"], "conflicts with the --set knative.*"),
+    (["--backends", "native,native"], "names a backend twice"),
+    (["--kube-context", "prod"], "give --bootstrap"),
+    (["--out", "/proc/no-such-dir"], "cannot write the run folder"),
+])
+def test_user_mistakes_are_one_line_before_anything_starts(args: list[str], says: str) -> None:
+    res = CliRunner().invoke(main, ["duel", *args])
+    assert res.exit_code == 2, res.output
+    assert says in res.output and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith("Error: ")
