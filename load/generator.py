@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from load import histograms
-from load.producer import ACKED, FAILED, LATE, SENT, SLOTS, LoadPlan, WorkerResult, connected_producer, produce_share
-from load.profiles import schedule
+from load.producer import ACKED, FAILED, LATE, SENT, SLOTS, LoadPlan, ShareSender, WorkerResult
+from load.profiles import schedule_array
 from pipeline.kafka import KafkaSettings
 
 
@@ -74,21 +76,18 @@ class LoadResult:
 
 def per_second_schedule(plan: LoadPlan) -> list[int]:
     """Cumulative count of scheduled events at the end of each second (for progress and the report)."""
-    counts = [0] * (int(plan.profile.duration_s) + 2)
-    for off in schedule(plan.profile):
-        counts[int(off) + 1] += 1
-    for i in range(1, len(counts)):
-        counts[i] += counts[i - 1]
-    return counts
+    per_second = np.bincount(schedule_array(plan.profile).astype(np.int64) + 1,
+                             minlength=int(plan.profile.duration_s) + 2)
+    return np.cumsum(per_second).tolist()
 
 
 def _worker_main(plan: LoadPlan, settings: KafkaSettings, worker: int, ready: Any, start: Any, progress: Any,
                  results: Any) -> None:
     try:
-        producer = connected_producer(plan, settings, worker)  # start-up cost paid before the start signal
+        sender = ShareSender(plan, settings, worker)  # encoding and connecting before the start signal
         ready.put(worker)
         start_wall = start.get()
-        results.put(produce_share(plan, settings, worker, start_wall, progress, producer))
+        results.put(sender.run(start_wall, progress))
     except Exception as exc:  # reported to the parent, which fails the run with the cause
         results.put(WorkerResult(worker, errors=[f"worker {worker} crashed: {type(exc).__name__}: {exc}"]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from functions import STAGES, Emit, Rejected
 from functions.enrich import FX_TO_EUR, region_of, tier_of
 from functions.score import fraud_score
-from pipeline.orders import OrderFactory
+from pipeline.orders import OrderFactory, OrderRecords, order_event
+from pipeline.topology import load_topology
 
 validate, enrich, score = STAGES["validate"], STAGES["enrich"], STAGES["score"]
 GOOD = {
@@ -89,3 +91,39 @@ def test_generated_orders_are_valid_exactly_when_the_factory_says(seed: int, seq
 def test_stage_functions_never_raise_on_garbage() -> None:
     for garbage in ({}, {"items": "x"}, {**GOOD, "items": [None]}, {**GOOD, "created_at": 5}):
         assert isinstance(validate(garbage), Rejected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(-2**40, 2**40), seqs=st.lists(st.integers(0, 2**40), min_size=1, max_size=20),
+       share=st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_orders_in_bulk_are_the_orders_one_by_one_and_valid_says_which(seed: int, seqs: list[int], share: float) -> None:
+    factory = OrderFactory(seed, invalid_share=share, record_bytes=512)
+    bulk = list(factory.orders(np.array(seqs, dtype=np.uint64)))
+    assert [s for s, _, _ in bulk] == seqs
+    assert [(d, v) for _, d, v in bulk] == [factory.order(s) for s in seqs]
+    assert [v for _, _, v in bulk] == [factory.valid(s) for s in seqs]
+
+
+def test_orders_depend_on_the_seed_and_hold_the_invalid_share() -> None:
+    a, b = OrderFactory(1, invalid_share=0.1), OrderFactory(2, invalid_share=0.1)
+    assert [a.order(s)[0]["items"] for s in range(50)] != [b.order(s)[0]["items"] for s in range(50)]
+    invalid = sum(not a.valid(s) for s in range(20_000)) / 20_000
+    assert 0.09 < invalid < 0.11
+    assert len({a.order(s)[0].get("customer_id") for s in range(20_000)}) > 8_000  # spread over the customers
+
+
+@settings(max_examples=50, deadline=None)
+@given(seqs=st.lists(st.integers(0, 10**9), min_size=1, max_size=10), intended=st.integers(10**15, 2 * 10**15),
+       whole_second=st.booleans(), record_bytes=st.sampled_from([None, 512, 2048]))
+def test_load_records_are_the_order_events(seqs: list[int], intended: int, whole_second: bool,
+                                           record_bytes: int | None) -> None:
+    topology = load_topology()
+    factory = OrderFactory(5, invalid_share=0.3, record_bytes=record_bytes)
+    records = OrderRecords(topology, "run-a", factory)
+    intended -= intended % 1_000_000 if whole_second else 0
+    for seq, (key, value, valid) in zip(seqs, records.encode(np.array(seqs))):
+        data, ok = factory.order(seq)
+        ref = order_event(topology, "run-a", seq, intended, data, record_bytes)
+        assert (key, value, records.headers(seq, key, intended), valid) == (ref.key, ref.value, ref.headers, ok)
+        if record_bytes == 2048:  # padded to size: the value carries the padding
+            assert len(value) > 1500

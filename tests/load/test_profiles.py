@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from load.profiles import Burst, Constant, ProfileError, Ramp, Replay, Step, expected_count, parse_profile, schedule
+from load.profiles import (Burst, Constant, ProfileError, Ramp, Replay, Step, expected_count, parse_profile, schedule,
+                           schedule_array)
 
 
 def test_constant_schedule_is_evenly_spaced() -> None:
@@ -55,3 +56,11 @@ def test_replay_from_csv(tmp_path: Path) -> None:
 def test_bad_specs_name_the_cause(spec: str, cause: str) -> None:
     with pytest.raises(ProfileError, match=cause):
         parse_profile(spec)
+
+
+@pytest.mark.parametrize("profile", [
+    Constant(333, 3), Burst(baseline=7, height=560, at=1.5, length=2.2, duration_s=5), Ramp(3, 900, 4.3),
+    Step(start=11, step=37, every=0.7, duration_s=3), Constant(0.5, 9),
+])
+def test_schedule_array_is_the_schedule_value_for_value(profile) -> None:
+    assert schedule_array(profile).tolist() == list(schedule(profile))
