@@ -24,7 +24,9 @@ def backend_summary(run: BackendRun, disturbance: tuple[float, float], rules: Re
     ts = [x.t for x in s]
     stages = {st.name: _stage(ts, [x.stages[i] for x in s], disturbance[1], rules)
               for i, st in enumerate(run.topology.stages)}
-    groups = {g.stage: {"group_role": _role(s, g.stage), "peak_lag": max((_group(x, g.stage).lag for x in s), default=0)}
+    groups = {g.stage: {"role": _role(g.stage), **lag_metrics(ts, [_group(x, g.stage).lag for x in s],
+                                                              [_group(x, g.stage).time_lag_s for x in s],
+                                                              [0] * len(s), disturbance[1], rules)}
               for g in (s[0].groups if s else ())}
     orders = [x.backlog.orders if x.backlog else 0 for x in s]
     ages = [x.backlog.time_lag_s if x.backlog else None for x in s]
@@ -91,7 +93,7 @@ def _group(sample: Sample, name: str) -> StageSample:
     return next(g for g in sample.groups if g.stage == name)
 
 
-def _role(samples: Sequence[Sample], name: str) -> str:
+def _role(name: str) -> str:
     return "KafkaSource" if name == "source" else "output Trigger" if name == "output" else name
 
 
@@ -109,6 +111,9 @@ def fairness(settings_by_backend: dict[str, dict[str, Any]]) -> dict[str, Any]:
             values = {b: cap.get(key) for b, cap in by_backend.items()}
             if len({repr(v) for v in values.values()}) > 1:
                 differences.append(f"{stage} {key}: " + ", ".join(f"{b} {v}" for b, v in values.items()))
+    silent = [b for b, settings in settings_by_backend.items() if not settings.get("capacity")]
+    if silent:
+        differences.append(f"{', '.join(silent)} reported no capacities in force")
     if not rows:
         text = "The backends reported no capacities in force."
     elif differences:

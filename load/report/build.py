@@ -130,8 +130,10 @@ def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) ->
         "settings": {b: json.dumps(s["settings_in_force"], indent=2, default=str) for b, s in backends.items()},
         "generators": {b: s["generator"] for b, s in backends.items()},
         "sinks": {b: s["sink"] for b, s in backends.items()},
-        "platform_lag": {b: {st: {k: v.get(k) for k in ("peak_lag", "time_to_recover_s", "lag_area")}
-                             for st, v in s["stages"].items()} for b, s in backends.items()},
+        "platform_lag": {b: {f"{st} ({v['role']})" if "role" in v else st:
+                             {k: v.get(k) for k in ("peak_lag", "time_to_recover_s", "lag_area")}
+                             for st, v in (*s["stages"].items(), *s.get("groups", {}).items())}
+                         for b, s in backends.items()},
         "statuses": {b: {st: v["status_changes"] for st, v in s["stages"].items()} for b, s in backends.items()},
         "drained": {b: (s["drained"], s["drain_s"]) for b, s in backends.items()},
         "machine": summary.get("machine", {}), "versions": summary.get("versions", {}),
