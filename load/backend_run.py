@@ -172,7 +172,11 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
             live.phase = "done"
             on_live(live)
         cpu_rel = [c.since(sampler.start) for c in cpu_samples]
-        return BackendRun(name, repeat, topology, backend.settings_in_force(), result, samples, cpu_rel, start_line,
+        in_force = backend.settings_in_force()
+        calibration = getattr(backend, "calibration", None)
+        if calibration is not None:  # the emulator's own CPU per event and hop, measured over this run
+            in_force = {**in_force, "calibration": calibration()}
+        return BackendRun(name, repeat, topology, in_force, result, samples, cpu_rel, start_line,
                           sink.report(result.sent), sink.series(), histograms.encode(sink.e2e), drained, drain_s)
 
 
