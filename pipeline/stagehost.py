@@ -27,6 +27,9 @@ from pipeline import events
 from pipeline.topology import Stage
 
 MAX_BODY = 1 << 20
+# The outcomes for which the stage function ran, and so its emulated downstream call was made: both
+# serverless adapters pay the stage's latency on exactly these.
+RAN = frozenset({200, 202, 422, 500})
 log = logging.getLogger("lagduel.stage")
 
 
@@ -35,6 +38,11 @@ class HttpReply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    @property
+    def ran(self) -> bool:
+        """The stage function ran (the emulated latency applies)."""
+        return self.status in RAN
 
     @property
     def outcome(self) -> str:

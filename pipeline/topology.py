@@ -57,7 +57,8 @@ class KnativeScaling(_Frozen):
     panic_window_percentage: float = Field(10, ge=1, le=100)
     panic_threshold_percentage: float = Field(200, ge=110, le=1000)
     scale_down_delay_s: int = Field(0, ge=0, le=3600)
-    initial_scale: int = Field(1, ge=0)
+    initial_scale: int | None = Field(None, ge=0)
+    """None: the stage's initial_replicas."""
     target_burst_capacity: float = 211
 
     @field_validator("target_burst_capacity")
@@ -75,12 +76,37 @@ class KedaScaling(_Frozen):
     activation_lag_threshold: int = Field(0, ge=0)
     polling_interval_s: int = Field(5, ge=1)
     cooldown_period_s: int = Field(60, ge=0)
+    initial_cooldown_period_s: int = Field(0, ge=0)
+    """ScaledObject initialCooldownPeriod: no scale to zero this long after creation (openfaas-keda.md §5.1)."""
     offset_reset_policy: Literal["earliest", "latest"] = "earliest"
     allow_idle_consumers: bool = False
     scale_down_stabilization_s: int = Field(300, ge=0, le=3600)
+    # kafka trigger options, upstream defaults (kedacore/keda kafka_scaler.go v2.21, openfaas-keda.md §5.2)
+    exclude_persistent_lag: bool = False
+    limit_to_partitions_with_lag: bool = False
+    ensure_even_distribution_of_partitions: bool = False
+    scale_to_zero_on_invalid_offset: bool = False
+    partition_limitation: str = Field("", pattern=r"^\s*(\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*)?\s*$")
+    """Partition IDs the scaler reads, e.g. "0,2-4"; blank: all."""
+    # HPA behavior.scale{Up,Down}.tolerance (HPAConfigurableTolerance, K8s 1.33+); None: the cluster's 0.1.
+    scale_up_tolerance: float | None = Field(None, ge=0)
+    scale_down_tolerance: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _exclusive_options(self) -> KedaScaling:
+        # kafka_scaler.go kafkaMetadata.Validate
+        if self.limit_to_partitions_with_lag and self.allow_idle_consumers:
+            raise ValueError("allow_idle_consumers and limit_to_partitions_with_lag cannot be set simultaneously")
+        if self.limit_to_partitions_with_lag and self.ensure_even_distribution_of_partitions:
+            raise ValueError("limit_to_partitions_with_lag and ensure_even_distribution_of_partitions cannot be set "
+                             "simultaneously")
+        return self
 
 
 class Stage(_Frozen):
+    """One stage. `initial_replicas` is the replica count both serverless backends start with (Knative
+    initial-scale unless `knative.initial_scale` overrides it; the OpenFaaS Deployment's starting count)."""
+
     name: str = Field(pattern=_NAME)
     function: str
     input: Endpoint
@@ -90,6 +116,7 @@ class Stage(_Frozen):
     timeout_s: float = Field(30, gt=0, le=600)
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(5, ge=1)
+    initial_replicas: int = Field(1, ge=0)
     limits: Limits = Limits()
     delivery: Delivery = Delivery()
     knative: KnativeScaling = KnativeScaling()
@@ -102,10 +129,23 @@ class Stage(_Frozen):
             raise ValueError(f"unknown stage function {v!r}; known: {', '.join(sorted(STAGES))}")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _initial_scale(cls, raw: Any) -> Any:
+        """knative.initial_scale, when not given, is the stage's initial_replicas."""
+        if isinstance(raw, Mapping):
+            knative = raw.get("knative")
+            if not isinstance(knative, Mapping) or knative.get("initial_scale") is None:
+                raw = {**raw, "knative": {**(knative if isinstance(knative, Mapping) else {}),
+                                          "initial_scale": raw.get("initial_replicas", 1)}}
+        return raw
+
     @model_validator(mode="after")
     def _replica_bounds(self) -> Stage:
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        if self.initial_replicas > self.max_replicas:
+            raise ValueError(f"initial_replicas ({self.initial_replicas}) exceeds max_replicas ({self.max_replicas})")
         return self
 
     @property
@@ -113,8 +153,47 @@ class Stage(_Frozen):
         return self.latency_ms / 1000.0
 
 
+class Hops(_Frozen):
+    """Modeled cost (ms) of each platform hop the emulation folds into the dispatcher's process.
+
+    The research notes hold no measured per-hop latency for these proxies, so the defaults are small
+    conservative values, equal for like hops: a network proxy (activator, gateway, broker ingress) 0.5 ms,
+    an in-pod localhost proxy (queue-proxy, of-watchdog → function) 0.2 ms. See pipeline.yaml.
+    """
+
+    broker_ingress_ms: float = Field(0.5, ge=0, le=1000)
+    activator_ms: float = Field(0.5, ge=0, le=1000)
+    queue_proxy_ms: float = Field(0.2, ge=0, le=1000)
+    gateway_ms: float = Field(0.5, ge=0, le=1000)
+    watchdog_ms: float = Field(0.2, ge=0, le=1000)
+
+
+class KnativeEmulation(_Frozen):
+    scale_to_zero_grace_period_s: float = Field(30.0, ge=0, le=3600)
+    tick_s: float = Field(2.0, gt=0, le=60)
+    """KPA decision period (the autoscaler's tick)."""
+    trigger_max_in_flight: int = Field(50, ge=1, le=100_000)
+    """Records in flight per unordered Trigger dispatcher (max.poll.records)."""
+    queue_depth_per_slot: int = Field(10, ge=0, le=1000)
+    """queue-proxy queue depth per containerConcurrency slot."""
+    activator_queue_depth: int = Field(10_000, ge=1)
+
+
+class OpenFaasEmulation(_Frozen):
+    hpa_sync_period_s: float = Field(15.0, gt=0, le=600)
+    control_tick_s: float = Field(0.25, gt=0, le=60)
+    ce_cap: bool = False
+    connector_in_flight: int = Field(0, ge=0, le=100_000)
+    """0: the stage's concurrency × max_replicas."""
+    upstream_timeout_s: float = Field(60.0, gt=0, le=3600)
+
+
 class Emulation(_Frozen):
     pod_start_delay_s: float = Field(2.0, ge=0, le=120)
+    commit_interval_s: float = Field(1.0, gt=0, le=60)
+    hops: Hops = Hops()
+    knative: KnativeEmulation = KnativeEmulation()
+    openfaas: OpenFaasEmulation = OpenFaasEmulation()
 
 
 class Topology(_Frozen):
@@ -177,6 +256,8 @@ class Topology(_Frozen):
         """A copy with the given settings applied to every stage (e.g. latency_ms=0)."""
         raw = self.model_dump(mode="python")
         for st in raw["stages"]:
+            if "initial_replicas" in overrides and st["knative"]["initial_scale"] == st["initial_replicas"]:
+                st["knative"]["initial_scale"] = None  # derived, not set: follows the new initial_replicas
             _deep_merge_into(st, overrides)
         return Topology.model_validate(raw)
 

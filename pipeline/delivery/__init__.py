@@ -4,12 +4,15 @@ A record counts as handled only when the handler has finished with it and every 
 asked for is acknowledged by the broker; offsets are committed as the contiguous handled prefix.
 """
 
-from pipeline.delivery.dispatcher import DispatcherConfig, DispatcherStats, Handler, KafkaDispatcher, Produce
+from pipeline.delivery.dispatcher import (
+    DispatcherConfig, DispatcherCrashed, DispatcherStats, Handler, KafkaDispatcher, Produce,
+)
+from pipeline.delivery.supervisor import Supervised
 from pipeline.delivery.offsets import OffsetTracker
 from pipeline.delivery.retry import RetryPolicy
 from pipeline.delivery.sender import HttpSender, Route, RouteTimeout, SendResult
 
 __all__ = [
-    "DispatcherConfig", "DispatcherStats", "Handler", "HttpSender", "KafkaDispatcher", "OffsetTracker",
-    "Produce", "RetryPolicy", "Route", "RouteTimeout", "SendResult",
+    "DispatcherConfig", "DispatcherCrashed", "DispatcherStats", "Handler", "HttpSender", "KafkaDispatcher", "OffsetTracker",
+    "Produce", "RetryPolicy", "Route", "RouteTimeout", "SendResult", "Supervised",
 ]

@@ -59,6 +59,10 @@ class DispatcherStats:
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+class DispatcherCrashed(RuntimeError):
+    """The dispatcher died (a crashed pod): in-flight work dropped, nothing committed on the way out."""
+
+
 def _resolve(fut: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
     if not fut.done():
         fut.set_result(err)
@@ -79,10 +83,20 @@ class KafkaDispatcher:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._crashed = False
+        self.assignment: set[tuple[str, int]] = set()
+        """Partitions assigned to this dispatcher now (its group has joined once this is non-empty)."""
+        self.thread_ids: list[int] = []
+        """Native ids of the threads this dispatcher runs (its delivery-report pump), for CPU accounting."""
 
     def stop(self) -> None:
         self._stopping.set()
         self._wake()
+
+    def crash(self) -> None:
+        """Die as a crashed pod would: drop in-flight work, commit nothing more, leave the group."""
+        self._crashed = True
+        self.stop()
 
     def _wake(self) -> None:
         """End the consume loop's idle wait: a record finished (room freed) or stop was asked."""
@@ -100,13 +114,20 @@ class KafkaDispatcher:
         pump.start()
         try:
             await self._consume_loop()
+            if self._crashed:
+                for task in list(self._tasks):
+                    task.cancel()
+                raise DispatcherCrashed(f"dispatcher of {self.config.group} crashed")
             await self._drain()
         finally:
-            self._commit(sync=True)
+            if not self._crashed:
+                self._commit(sync=True)
             pumping.set()
             pump.join()
-            self._producer.flush(10)
+            if not self._crashed:
+                self._producer.flush(10)
             self._consumer.close()
+            self.assignment.clear()
 
     # consumption -------------------------------------------------------------
 
@@ -246,6 +267,7 @@ class KafkaDispatcher:
 
     def _pump_producer(self, stop: threading.Event) -> None:
         assert self._producer is not None
+        self.thread_ids.append(threading.get_native_id())
         while not stop.is_set():
             self._producer.poll(0.05)
 
@@ -275,11 +297,14 @@ class KafkaDispatcher:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._trackers.pop((tp.topic, tp.partition), None)
+            self.assignment.add((tp.topic, tp.partition))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._commit(sync=True, only=partitions)
+        if not self._crashed:
+            self._commit(sync=True, only=partitions)
         for tp in partitions:
             key = (tp.topic, tp.partition)
+            self.assignment.discard(key)
             self._trackers.pop(key, None)
             self._queues.pop(key, None)
             self._paused.discard(key)

@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import httpx
 
-from pipeline.autoscale.kpa import TICK_S, KpaSettings, PodAutoscaler, ScaleDecision
+from pipeline.autoscale.kpa import KpaSettings, PodAutoscaler, ScaleDecision
 from pipeline.replicas import ReplicaProcess
-from pipeline.topology import Stage
+from pipeline.topology import Hops, KnativeEmulation, Stage
 
 log = logging.getLogger("lagduel.knative.serving")
-ACTIVATOR_QUEUE_DEPTH = 10_000  # knative.md §3.3: breakerQueueDepth
-_HOP_BY_HOP = frozenset({"content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +56,7 @@ class Pod:
 class RevisionStats:
     requests: int = 0
     overloaded: int = 0
+    crashed: int = 0
     cold_starts: int = 0
     cold_start_s: list[float] = field(default_factory=list)
     last: ScaleDecision | None = None
@@ -65,8 +64,12 @@ class RevisionStats:
 
 class Revision:
     def __init__(self, stage: Stage, argv: Callable[[str], Sequence[str]], pod_start_delay_s: float,
-                 kpa: KpaSettings | None = None, client: httpx.AsyncClient | None = None) -> None:
+                 kpa: KpaSettings | None = None, client: httpx.AsyncClient | None = None,
+                 emulation: KnativeEmulation | None = None, hops: Hops | None = None) -> None:
         self.stage = stage
+        self.emulation = emulation or KnativeEmulation()
+        hops = hops or Hops()
+        self._activator_s, self._queue_proxy_s = hops.activator_ms / 1000, hops.queue_proxy_ms / 1000
         self.kpa_settings = kpa or KpaSettings.for_stage(stage)
         self._argv = argv
         self._delay = pod_start_delay_s
@@ -112,6 +115,11 @@ class Revision:
         self._mark = now
 
     @property
+    def starting_replicas(self) -> int:
+        """Replicas the revision starts with: initial-scale, at least min-scale (knative.md §3.1)."""
+        return max(self.kpa_settings.initial_scale, self.kpa_settings.min_scale)
+
+    @property
     def activator_in_path(self) -> bool:
         last = self.stats.last
         return self.ready == 0 or last is None or last.activator_in_path
@@ -137,16 +145,18 @@ class Revision:
 
     async def _autoscale(self) -> None:
         """Observe every second, decide every 2 s (a request arriving at scale 0 pokes at once: `_poke`)."""
-        next_tick = TICK_S
+        tick = self.emulation.tick_s
+        next_tick = tick
         while True:
             await asyncio.sleep(1.0)
+            self.reap()
             self._account()
             now = self._now()
             self.kpa.observe(now, self._area / max(now - self._since, 1e-3))
             self._area, self._since = 0.0, now
             if now >= next_tick:
                 self._decide(now)
-                next_tick = now + TICK_S
+                next_tick = now + tick
 
     def _poke(self) -> None:
         """knative.md §3.3 MultiScaler.Poke: at scale 0, a request's stat triggers a decision at once."""
@@ -202,6 +212,31 @@ class Revision:
         self.stats.cold_start_s.append(time.monotonic() - started)
         self._hand_out()
 
+    def reap(self) -> int:
+        """Pods whose process died (a crashed container) leave the routing at once and are replaced, as the
+        kubelet restarts a failed container and the endpoints drop it; returns how many died."""
+        dead = [p for p in self.pods if p.ready and not p.draining and not p.process.alive()]
+        for pod in dead:
+            pod.ready = False
+            self.pods.remove(pod)
+            self._account()
+            self._buffer.extendleft(reversed(pod.queue))  # its queue-proxy died with it: back to the activator
+            pod.queue.clear()
+            self.stats.crashed += 1
+            log.warning("replica %s died; replacing it", pod.process.name)
+        if dead:
+            self._scale(self.kpa.replicas if self.stats.last is None else self.stats.last.replicas)
+            self._hand_out()
+        return len(dead)
+
+    def kill_one(self) -> ReplicaProcess | None:
+        """SIGKILL one ready replica (a crashed pod), for failure tests."""
+        for pod in self.pods:
+            if pod.ready and not pod.draining:
+                pod.process.kill()
+                return pod.process
+        return None
+
     async def _retire(self, pod: Pod) -> None:
         """Graceful scale-down: out of routing first, its waiters back to the activator, drain, then SIGTERM."""
         if pod.task and not pod.task.done():
@@ -221,12 +256,18 @@ class Revision:
         if admitted is None:
             self.stats.overloaded += 1
             return Reply(503, {"content-type": "text/plain"}, b"overloaded: request queue full")
+        through_activator = not isinstance(admitted, Pod) or self.activator_in_path
         pod = admitted if isinstance(admitted, Pod) else await self._wait(admitted)
-        forwarded = {k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+        # Modeled hop costs (pipeline.yaml emulation.hops): the activator when in the path, the queue-proxy always.
+        hop_s = self._queue_proxy_s + (self._activator_s if through_activator else 0.0)
         try:
-            async with self._session().post(pod.process.url, data=body, headers=forwarded) as r:
+            if hop_s > 0:
+                await asyncio.sleep(hop_s)
+            async with self._session().post(pod.process.url, data=body, headers=headers) as r:
                 return Reply(r.status, dict(r.headers), await r.read())
         except (aiohttp.ClientError, OSError) as exc:
+            if not pod.process.alive():
+                self.reap()
             return Reply(502, {"content-type": "text/plain"},
                          f"replica {pod.process.name}: {type(exc).__name__}: {exc}".encode())
         finally:
@@ -246,7 +287,7 @@ class Revision:
             free = [p for p in ready if p.free]
             if free and not self._buffer:
                 return self._reserve(min(free, key=lambda p: p.in_flight))
-            if len(self._buffer) >= ACTIVATOR_QUEUE_DEPTH:
+            if len(self._buffer) >= self.emulation.activator_queue_depth:
                 return None
             fut = self._enqueue(self._buffer)
             if self.kpa.replicas == 0:
@@ -255,7 +296,7 @@ class Revision:
         pod = ready[next(self._rr) % len(ready)]  # kube-proxy spreads over the ready pods
         if pod.free and not pod.queue:
             return self._reserve(pod)
-        if len(pod.queue) >= 10 * pod.capacity:  # knative.md §3.2: queue-proxy queue depth 10 × CC
+        if len(pod.queue) >= self.emulation.queue_depth_per_slot * pod.capacity:  # knative.md §3.2: 10 × CC
             return None
         return self._enqueue(pod.queue)
 

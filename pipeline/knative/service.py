@@ -100,7 +100,7 @@ def build_app(stage: Stage, registry: CollectorRegistry | None = None, max_body:
         if body is None:
             return error_reply(413, f"body exceeds the limit of {max_body} bytes")
         reply = host.respond(request.headers, body)
-        if reply.status in (200, 202, 422) and stage.latency_s > 0:
+        if reply.ran and stage.latency_s > 0:
             await asyncio.sleep(stage.latency_s)  # the stage's emulated downstream call
         return reply
 

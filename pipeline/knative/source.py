@@ -8,6 +8,7 @@ straight into the broker topic in binary mode (the broker ingress stores binary,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import struct
@@ -23,6 +24,7 @@ from pipeline.knative.manifests import source_group, source_name
 from pipeline.topology import Topology
 
 KAFKA_EVENT_TYPE = "dev.knative.kafka.event"
+_OVERRIDES = frozenset({"ce_knativekafkapartition", "ce_knativekafkaoffset"})
 _HEADER_NAME = re.compile(r"[^a-z0-9]")
 
 
@@ -79,12 +81,34 @@ class KafkaSourceDispatcher:
         self.namespace = namespace or topology.namespace
         self.name = source_name(topology)
         self.errors = 0
+        self.processed = 0
+        self._ingress_s = topology.emulation.hops.broker_ingress_ms / 1000
         config = DispatcherConfig(group=source_group(self.namespace, topology), topics=(topology.input.topic,),
                                   ordering=ordering,  # type: ignore[arg-type]
+                                  commit_interval_s=topology.emulation.commit_interval_s,
                                   client_id=f"kafka-source-{self.name}")
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 
+    async def run(self) -> None:
+        await self.dispatcher.run()
+
     async def _handle(self, msg: Message) -> Sequence[Produce]:
+        out = self._convert(msg)
+        if self._ingress_s > 0 and out[0].topic == self.topology.broker_topic:
+            await asyncio.sleep(self._ingress_s)  # modeled hop: KafkaSource → broker ingress (emulation.hops)
+        self.processed += 1
+        return out
+
+    def _convert(self, msg: Message) -> list[Produce]:
+        headers = msg.headers() or []
+        if any(name == "ce_specversion" for name, _ in headers):
+            # A binary-mode CloudEvent passes through as-is (§1.3), plus the partition and offset extensions:
+            # the same record wrap_record's SDK round trip gives, header by header.
+            kept = [(n, v) for n, v in headers if n not in _OVERRIDES and v is not None]
+            key = next((v for n, v in kept if n == "ce_partitionkey"), msg.key())
+            kept += [("ce_knativekafkapartition", str(msg.partition()).encode()),
+                     ("ce_knativekafkaoffset", str(msg.offset()).encode())]
+            return [Produce(self.topology.broker_topic, events.KafkaRecord(key, msg.value() or b"", kept))]
         ts_type, ts = msg.timestamp()
         try:
             event = wrap_record(self.namespace, self.name, msg.topic(), msg.partition(), msg.offset(), msg.key(),

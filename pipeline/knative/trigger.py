@@ -9,15 +9,17 @@ produced straight into the broker topic; an empty reply is success; a non-CloudE
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Message
 
 from pipeline import events
 from pipeline.delivery import DispatcherConfig, HttpSender, KafkaDispatcher, Produce, RetryPolicy, SendResult
+from pipeline.delivery.binary import http_headers_of_record, record_of_http
 from pipeline.kafka import KafkaSettings
 from pipeline.topology import Stage, Topology
 
@@ -27,6 +29,8 @@ log = logging.getLogger("lagduel.knative.trigger")
 @dataclass
 class TriggerStats:
     matched: int = 0
+    processed: int = 0
+    """Matched events finished: reply produced, filtered (no reply) or dead-lettered."""
     retries: int = 0
     dead_lettered: int = 0
     errors: int = 0
@@ -37,21 +41,39 @@ class TriggerDispatcher:
 
     def __init__(self, topology: Topology, settings: KafkaSettings, name: str, group: str, event_type: str,
                  stage: Stage | None, sender: HttpSender | None, subscriber_url: str | None, namespace: str,
-                 delivery_stage: Stage, ordering: str = "unordered") -> None:
+                 delivery_stage: Stage, ordering: str = "unordered", stats: TriggerStats | None = None) -> None:
         self.topology, self.name, self.event_type = topology, name, event_type
         self.stage, self.sender, self.url, self.namespace = stage, sender, subscriber_url, namespace
         self.policy = RetryPolicy.from_delivery(delivery_stage.delivery)
         self.timeout_s = delivery_stage.timeout_s
-        self.stats = TriggerStats()
+        self.stats = stats or TriggerStats()  # shared by the restarts of one Trigger's dispatcher
+        self._ingress_s = topology.emulation.hops.broker_ingress_ms / 1000
+        self._type = event_type.encode()
         # Upstream Trigger groups start at `latest` (§2.3); here the settings' `earliest` applies, so events a
         # stage replies before the group's first assignment on a fresh broker topic are not skipped.
         config = DispatcherConfig(group=group, topics=(topology.broker_topic,), ordering=ordering,  # type: ignore[arg-type]
-                                  max_in_flight=50, client_id=f"kafka-broker-dispatcher-{name}")
+                                  max_in_flight=topology.emulation.knative.trigger_max_in_flight,
+                                  commit_interval_s=topology.emulation.commit_interval_s,
+                                  client_id=f"kafka-broker-dispatcher-{name}")
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 
+    async def run(self) -> None:
+        await self.dispatcher.run()
+
     async def _handle(self, msg: Message) -> Sequence[Produce]:
-        if self._other_type(msg.headers()):
+        headers = msg.headers()
+        if self._other_type(headers):
             return []
+        http = http_headers_of_record(headers)
+        if http is not None and self.stage is not None:  # binary mode: forwarded header by header (§1.3)
+            self.stats.matched += 1
+            out = await self._deliver(http, msg.value() or b"", lambda: events.from_kafka(msg.key(), msg.value(), headers))
+            self.stats.processed += 1
+            return out
+        if http is not None and self.stage is None:  # KafkaSink: the binary record as it is
+            self.stats.matched += 1
+            self.stats.processed += 1
+            return [Produce(self.topology.output.topic, events.KafkaRecord(msg.key(), msg.value() or b"", list(headers or ())))]
         try:
             event = events.from_kafka(msg.key(), msg.value(), msg.headers())
         except events.EventError as exc:
@@ -62,29 +84,42 @@ class TriggerDispatcher:
         if event.get_type() != self.event_type:  # filter.attributes.type: exact match
             return []
         self.stats.matched += 1
-        if self.stage is None:  # the KafkaSink: its receiver produces the event into its topic, binary mode
-            return [Produce(self.topology.output.topic, events.to_kafka(event, "binary"))]
+        try:
+            if self.stage is None:  # the KafkaSink: its receiver produces the event into its topic, binary mode
+                return [Produce(self.topology.output.topic, events.to_kafka(event, "binary"))]
+            headers, body = events.to_http(event, "binary")  # §1.3: HTTP delivery is always binary
+            return await self._deliver(headers, body, lambda: event)
+        finally:
+            self.stats.processed += 1
+
+    async def _deliver(self, headers: dict[str, str], body: bytes,
+                       event: Callable[[], events.CloudEvent]) -> Sequence[Produce]:
+        """POST to the subscriber; the reply goes back through the broker ingress into the broker topic (§2.5).
+        `event` decodes the original in full, only for a dead letter."""
         assert self.sender is not None and self.url is not None
-        headers, body = events.to_http(event, "binary")  # §1.3: HTTP delivery is always binary
-        headers.update({"prefer": "reply", "kn-namespace": self.namespace})
+        headers["prefer"] = "reply"
+        headers["kn-namespace"] = self.namespace
         result = await self.sender.send(self.url, headers, body, self.policy, self.timeout_s, on_retry=self._retried)
         if not result.ok:
-            return [self._dead_letter(event, result, self._reason(result))]
+            return [self._dead_letter(event(), result, self._reason(result))]
         if not result.body:
             return []  # 202 filtered, or 200 without a reply
-        try:
-            reply = events.from_http(result.headers, result.body)
-        except events.EventError as exc:
-            return [self._dead_letter(event, result, f"reply is not a CloudEvent: {exc}")]
-        return [Produce(self.topology.broker_topic, events.to_kafka(reply, "binary"))]
+        record = record_of_http(result.headers, result.body)
+        if record is None:
+            try:
+                record = events.to_kafka(events.from_http(result.headers, result.body), "binary")
+            except events.EventError as exc:
+                return [self._dead_letter(event(), result, f"reply is not a CloudEvent: {exc}")]
+        if self._ingress_s > 0:
+            await asyncio.sleep(self._ingress_s)  # modeled hop: reply → broker ingress (emulation.hops)
+        return [Produce(self.topology.broker_topic, record)]
 
     def _other_type(self, headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
         """The broker stores binary mode (§2.1): the `ce_type` header decides the filter without decoding the
         event. Records without it (structured mode) are decoded in full."""
-        want = self.event_type.encode()
         for name, value in headers or ():
             if name == "ce_type":
-                return value != want
+                return value != self._type
         return False
 
     def _retried(self, _status: int | None) -> None:

@@ -1,7 +1,11 @@
 """`lagduel run --backend openfaas`: OpenFaaS + KEDA emulated locally on the real broker.
 
-Per stage: a connector process (own consumer group) → the emulated gateway → watchdog replica
-processes. This process plays the cluster: the gateway with its provider, the Deployments, KEDA/HPA.
+Per stage: a connector (own consumer group) → the emulated gateway → watchdog replica processes.
+This process plays the cluster: the connectors, the gateway with its provider, the Deployments,
+KEDA/HPA. As the Knative emulation folds the activator and queue-proxy into its dispatchers' process,
+this one folds the gateway into the connectors' process: each stage makes one real HTTP hop (connector
+→ watchdog replica), and the folded hops cost what `emulation.hops` models. The gateway also serves its
+HTTP API (system, metrics, `/function/...`) for callers outside.
 A control loop reads each connector group's real lag with OffsetReader and feeds the stage's
 ScaledObjectPolicy (KEDA scale loop for 0↔1, HPA for 1↔N), whose decisions set the replica count.
 """
@@ -13,7 +17,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +30,10 @@ from pipeline.autoscale.keda import ScaledObjectPolicy
 from pipeline.backends import LagSource, StageStatus
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, OffsetReader
-from pipeline.openfaas.connector import ConnectorConfig
-from pipeline.openfaas.connectors import ConnectorDeployment
+from pipeline.delivery import HttpSender, Supervised
+from pipeline.emulation import CpuMeter, await_started
+from pipeline.openfaas.connector import THROTTLE_MAX_WAIT_S, ConnectorConfig, ConnectorMetrics, FunctionConnector
+from pipeline.openfaas.connectors import ConnectorStats
 from pipeline.openfaas.gateway import Gateway, GatewayConfig
 from pipeline.openfaas.replicaset import FunctionReplicas, write_topology
 from pipeline.settings import read_environment
@@ -47,22 +53,27 @@ class _InProcessServer(uvicorn.Server):
 class OpenFaasBackend:
     name = "openfaas"
 
-    def __init__(self, topology: Topology, settings: KafkaSettings, *, hpa_sync_period_s: float = SYNC_PERIOD_S,
-                 control_tick_s: float = 0.25, ce_cap: bool = False, max_in_flight: int | None = None,
-                 commit_interval_s: float = 1.0, upstream_timeout_s: float = 60.0) -> None:
+    def __init__(self, topology: Topology, settings: KafkaSettings, *, hpa_sync_period_s: float | None = None,
+                 control_tick_s: float | None = None, ce_cap: bool | None = None, max_in_flight: int | None = None,
+                 commit_interval_s: float | None = None, upstream_timeout_s: float | None = None) -> None:
+        """Every setting comes from `topology.emulation`; a keyword given here overrides it."""
         self.topology = topology
         self.settings = settings
-        self.hpa_sync_period_s = hpa_sync_period_s
-        self.control_tick_s = control_tick_s
-        self.ce_cap = ce_cap
-        self.max_in_flight = max_in_flight
-        self.commit_interval_s = commit_interval_s
+        emu = topology.emulation
+        self.hpa_sync_period_s = emu.openfaas.hpa_sync_period_s if hpa_sync_period_s is None else hpa_sync_period_s
+        self.control_tick_s = emu.openfaas.control_tick_s if control_tick_s is None else control_tick_s
+        self.ce_cap = emu.openfaas.ce_cap if ce_cap is None else ce_cap
+        self.max_in_flight = max_in_flight or emu.openfaas.connector_in_flight or None
+        self.commit_interval_s = emu.commit_interval_s if commit_interval_s is None else commit_interval_s
         env = read_environment()
         self.registry = CollectorRegistry()
-        self._gateway_config = GatewayConfig(upstream_timeout_s, user=env.gateway_user or "admin",
-                                             password=env.gateway_password or "")
+        self._gateway_config = GatewayConfig(
+            emu.openfaas.upstream_timeout_s if upstream_timeout_s is None else upstream_timeout_s,
+            user=env.gateway_user or "admin", password=env.gateway_password or "",
+            hop_s=(emu.hops.gateway_ms + emu.hops.watchdog_ms) / 1000)
         self.replicas: dict[str, FunctionReplicas] = {}
-        self.connectors: dict[str, ConnectorDeployment] = {}
+        self.connectors: dict[str, Supervised[FunctionConnector]] = {}
+        self.connector_metrics: dict[str, ConnectorMetrics] = {}
         self.policies: dict[str, ScaledObjectPolicy] = {}
         self.gateway: Gateway | None = None
         self.gateway_url = ""
@@ -71,6 +82,13 @@ class OpenFaasBackend:
         self._topology_file = Path()
         self._server: uvicorn.Server | None = None
         self._client: httpx.AsyncClient | None = None
+        self._sender: HttpSender | None = None
+        self._cpu = CpuMeter()
+
+    def starting_replicas(self, stage: str) -> int:
+        """The function Deployment's starting count: initial_replicas, at least min_replicas."""
+        st = self.topology.stage(stage)
+        return max(st.initial_replicas, st.min_replicas)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def __aenter__(self) -> OpenFaasBackend:
@@ -81,36 +99,59 @@ class OpenFaasBackend:
         for st in self.topology.stages:
             self.replicas[st.name] = FunctionReplicas(st, topo_file, self.topology.emulation.pod_start_delay_s,
                                                       client=self._client)
-            self.replicas[st.name].scale(st.min_replicas)
-            self.policies[st.name] = ScaledObjectPolicy.for_stage(st, now=now, hpa_sync_period_s=self.hpa_sync_period_s,
-                                                                  ce_cap=self.ce_cap)
-        self.gateway = Gateway(self.replicas, self._gateway_config, self.registry,
-                               min_replicas=lambda name: self.topology.stage(name).min_replicas)
+            self.replicas[st.name].scale(self.starting_replicas(st.name))
+            self.policies[st.name] = policy = ScaledObjectPolicy.for_stage(
+                st, now=now, hpa_sync_period_s=self.hpa_sync_period_s, ce_cap=self.ce_cap)
+            policy.loop.initial_cooldown_period_s = st.keda.initial_cooldown_period_s
+        self.gateway = gateway = Gateway(self.replicas, self._gateway_config, self.registry,
+                                         min_replicas=lambda name: self.topology.stage(name).min_replicas)
+        for name, r in self.replicas.items():
+            r.on_ready = lambda slots, name=name: gateway.replica_ready(name, slots)
+        self._sender = HttpSender(route=gateway.route)
         port = free_port()
-        self._server = _InProcessServer(uvicorn.Config(self.gateway.app(), host="127.0.0.1", port=port,
+        self._server = _InProcessServer(uvicorn.Config(gateway.app(), host="127.0.0.1", port=port,
                                                        log_level="warning", access_log=False, lifespan="off"))
         self._tasks["gateway"] = asyncio.create_task(self._server.serve())
         self.gateway_url = f"http://127.0.0.1:{port}"
-        await self._await_gateway()
         try:
-            await asyncio.gather(*(self.start_connector(st.name) for st in self.topology.stages))
+            await self._await_gateway()
+            for st in self.topology.stages:
+                self.connector_metrics[st.name] = ConnectorMetrics(st.name)
+                self.connectors[st.name] = Supervised(f"connector {st.name}", self._connector_factory(st.name))
+                self.connectors[st.name].start()
         except BaseException:
             await self.__aexit__()
             raise
         self._tasks["control"] = asyncio.create_task(self._control_loop())
-        self._tasks["scrape"] = asyncio.create_task(self._scrape_loop())
         return self
 
+    def _connector_factory(self, stage: str) -> Callable[[], FunctionConnector]:
+        config = ConnectorConfig.for_stage(self.topology, stage, self.gateway_url, self.max_in_flight,
+                                           self.commit_interval_s)
+
+        async def throttle() -> None:
+            assert self.gateway is not None
+            await self.gateway.slot(stage, THROTTLE_MAX_WAIT_S)
+
+        def make() -> FunctionConnector:
+            return FunctionConnector(self.settings, config, sender=self._sender, throttle=throttle,
+                                     metrics=self.connector_metrics[stage])
+        return make
+
     async def __aexit__(self, *exc: object) -> None:
-        for task in (self._tasks.pop("control", None), self._tasks.pop("scrape", None)):
-            if task:
-                task.cancel()
-        await asyncio.gather(*(self.stop_connector(name) for name in list(self.connectors)))
+        task = self._tasks.pop("control", None)
+        if task:
+            task.cancel()
+        for sup in self.connectors.values():
+            sup.stop()
+        await asyncio.gather(*(sup.wait() for sup in self.connectors.values()), return_exceptions=True)
         for r in self.replicas.values():
             await r.close()
         if self._server:
             self._server.should_exit = True
             await self._tasks.pop("gateway")
+        if self._sender:
+            await self._sender.aclose()
         if self.gateway:
             await self.gateway.aclose()
         if self._client:
@@ -130,31 +171,23 @@ class OpenFaasBackend:
             await asyncio.sleep(0.05)
         raise RuntimeError("the emulated gateway did not start within 10 s")
 
-    async def start_connector(self, stage: str) -> ConnectorDeployment:
-        """Start (or restart) the stage's connector process; returns once it serves its metrics."""
-        assert self._client is not None and self._workdir is not None
-        connector = self.connectors.get(stage)
-        if connector is None:
-            config = ConnectorConfig.for_stage(self.topology, stage, self.gateway_url, self.max_in_flight,
-                                               self.commit_interval_s)
-            connector = self.connectors[stage] = ConnectorDeployment(config, self.settings, self._topology_file,
-                                                                     Path(self._workdir.name))
-        await connector.start(self._client)
-        return connector
+    async def wait_started(self, timeout_s: float) -> None:
+        """Returns once every function has its starting replicas ready and every connector group has joined
+        with partitions assigned; TimeoutError names what is missing."""
+        def missing() -> list[str]:
+            out = [f"{name}: {r.ready}/{self.starting_replicas(name)} replicas ready"
+                   for name, r in self.replicas.items() if r.ready < self.starting_replicas(name)]
+            return out + [f"{sup.name}: no partitions assigned" for sup in self.connectors.values()
+                          if not sup.current.dispatcher.assignment]
+        await await_started(missing, timeout_s, self.name)
 
-    async def stop_connector(self, stage: str) -> None:
-        """Graceful stop (SIGTERM): drain in-flight invocations, produce their results, commit."""
-        await self.connectors[stage].stop()
-
-    async def _scrape_loop(self) -> None:
-        """Read each connector's counts from its /metrics, as Prometheus would; replace dead connectors."""
-        assert self._client is not None
-        while True:
-            for connector in list(self.connectors.values()):
-                if connector.died():
-                    await connector.restart(self._client)
-                await connector.scrape(self._client)
-            await asyncio.sleep(self.control_tick_s)
+    def calibration(self) -> dict[str, float]:
+        """Measured emulator overhead: CPU of the connectors, the gateway and the control plane (this process's
+        event-loop thread and the connectors' delivery-report threads; not the replica processes) per event per
+        stage hop."""
+        threads = [tid for sup in self.connectors.values() for w in sup.workers for tid in w.dispatcher.thread_ids]
+        stage_events = sum(m.processed for m in self.connector_metrics.values())
+        return self._cpu.calibration(threads, stage_events, len(self.topology.stages))
 
     # -- control plane ---------------------------------------------------------------------------
     async def _control_loop(self) -> None:
@@ -182,6 +215,15 @@ class OpenFaasBackend:
     def connectors_group(self, stage: str) -> str:
         return ConnectorConfig.for_stage(self.topology, stage, "").group
 
+    def connector_stats(self, stage: str) -> ConnectorStats:
+        """The stage's connector counts, summed over its restarts."""
+        sup, m = self.connectors.get(stage), self.connector_metrics.get(stage)
+        if sup is None or m is None:
+            return ConnectorStats()
+        consumed = sum(w.dispatcher.stats.consumed for w in sup.workers)
+        handled = sum(w.dispatcher.stats.handled for w in sup.workers)
+        return ConnectorStats(consumed, handled, sup.current.dispatcher.stats.in_flight, m.retries, m.dead_lettered)
+
     # -- Backend protocol ------------------------------------------------------------------------
     def lag_sources(self) -> list[LagSource]:
         return [LagSource(st.name, self.connectors_group(st.name), st.input.topic) for st in self.topology.stages]
@@ -190,32 +232,39 @@ class OpenFaasBackend:
         out = []
         for st in self.topology.stages:
             r = self.replicas[st.name]
-            c = self.connectors[st.name].total if st.name in self.connectors else None
+            c = self.connector_stats(st.name)
             codes = self.gateway.codes[st.name] if self.gateway else {}
             metric = self.policies[st.name].last_metric
             extra: dict[str, float] = {f"gateway_{code}": float(n) for code, n in codes.items()}
+            extra.update(connector_restarts=float(self.connectors[st.name].restarts) if st.name in self.connectors else 0.0,
+                         replica_crashes=float(r.crashed))
             if metric is not None:
                 extra.update(keda_metric=float(metric.total_lag), keda_active=float(metric.active))
+            m = self.connector_metrics.get(st.name)
             out.append(StageStatus(
-                stage=st.name, desired=r.desired, ready=r.ready,
-                in_flight=c.in_flight if c else 0,
+                stage=st.name, desired=r.desired, ready=r.ready, in_flight=c.in_flight,
                 queued=self.gateway.held[st.name] if self.gateway else 0,
-                retries=c.retries if c else 0,
-                dead_lettered=c.dead_lettered if c else 0,
+                retries=c.retries, dead_lettered=c.dead_lettered,
                 errors=sum(n for code, n in codes.items() if code.startswith("5")),
-                cold_starts=r.cold_starts, extra=extra))
+                cold_starts=r.cold_starts, processed=m.processed if m else 0, extra=extra))
         return out
 
     def settings_in_force(self) -> dict[str, Any]:
+        emu = self.topology.emulation
         return {
             "backend": self.name,
             "hpa": {"sync_period_s": self.hpa_sync_period_s, "tolerance": 0.1,
                     "behavior": "defaulted (Pods 4/15s, Percent 100/15s, select Max)"},
-            "ce_cap": self.ce_cap,
-            "gateway": {"upstream_timeout_s": self._gateway_config.upstream_timeout_s, "scale_from_zero": True},
-            "pod_start_delay_s": self.topology.emulation.pod_start_delay_s,
+            "ce_cap": self.ce_cap, "control_tick_s": self.control_tick_s,
+            "gateway": {"upstream_timeout_s": self._gateway_config.upstream_timeout_s, "scale_from_zero": True,
+                        "in_process": True},
+            "hops_ms": {"gateway": emu.hops.gateway_ms, "watchdog": emu.hops.watchdog_ms},
+            "real_http_hops_per_stage": 1,
+            "throttle": "after a 429 wait for a slot to free (at most %g s), up to 100 times" % THROTTLE_MAX_WAIT_S,
+            "pod_start_delay_s": emu.pod_start_delay_s, "commit_interval_s": self.commit_interval_s,
             "stages": {st.name: {"keda": st.keda.model_dump(), "min_replicas": st.min_replicas,
-                                 "max_replicas": st.max_replicas, "max_inflight": st.concurrency,
+                                 "max_replicas": st.max_replicas, "initial_replicas": self.starting_replicas(st.name),
+                                 "max_inflight": st.concurrency, "latency_ms": st.latency_ms,
                                  "exec_timeout_s": st.timeout_s, "delivery": st.delivery.model_dump(),
                                  "connector_in_flight": self.max_in_flight or st.concurrency * st.max_replicas}
                        for st in self.topology.stages},

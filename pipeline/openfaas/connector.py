@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,16 +28,21 @@ from pipeline import events
 from pipeline.delivery import (
     DispatcherConfig, DispatcherStats, HttpSender, KafkaDispatcher, Produce, RetryPolicy, SendResult,
 )
+from pipeline.delivery.binary import http_headers_of_record, record_of_http
 from pipeline.delivery.retry import CONNECTOR_RETRYABLE
 from pipeline.kafka import KafkaSettings
 from pipeline.topology import Stage, Topology
 
 log = logging.getLogger("lagduel.connector")
 # 429 is back-pressure (watchdog max_inflight met), not failure: it has its own budget, as the Pro
-# queue-worker's max_retry_attempts (100, openfaas-keda.md §4.5), and a capped wait, so a burst that
-# outruns the replicas waits for the scale-up instead of exhausting the delivery retries.
+# queue-worker's max_retry_attempts (100, openfaas-keda.md §4.5), so a burst that outruns the replicas
+# waits for the scale-up instead of exhausting the delivery retries. The OSS connector-sdk does not retry
+# at all (§4.3: "There are no retry mechanisms at present"). In the emulation the connector waits for a
+# replica slot to free (`Throttle`); standalone it has no view of the replicas and backs off, capped.
 THROTTLE_RETRIES = 100
 THROTTLE_MAX_WAIT_S = 2.0
+Throttle = Callable[[], Awaitable[None]]
+"""Returns when a retry after a 429 may find a free slot."""
 
 
 def connector_group(topology: Topology, stage: Stage) -> str:
@@ -84,6 +89,7 @@ class ConnectorMetrics:
         self.codes: Tally[str] = Tally()
         self.retries = 0
         self.dead_lettered = 0
+        self.processed = 0
 
     def invoked(self, status: int | None) -> None:
         code = str(status) if status is not None else "transport"
@@ -170,9 +176,11 @@ class FunctionConnector:
     """Runs the dispatch of one stage until `stop()`; then drains in-flight work and commits."""
 
     def __init__(self, settings: KafkaSettings, config: ConnectorConfig, registry: CollectorRegistry | None = None,
-                 sender: HttpSender | None = None) -> None:
+                 sender: HttpSender | None = None, throttle: Throttle | None = None,
+                 metrics: ConnectorMetrics | None = None) -> None:
         self.config = config
-        self.metrics = ConnectorMetrics(config.stage.name, registry)
+        self._throttle = throttle
+        self.metrics = metrics or ConnectorMetrics(config.stage.name, registry)
         stage = config.stage
         # 5xx and timeouts: the stage's delivery budget; 429 is handled in `invoke` (see THROTTLE_RETRIES).
         self.policy = RetryPolicy.from_delivery(stage.delivery, CONNECTOR_RETRYABLE - {429})
@@ -182,22 +190,41 @@ class FunctionConnector:
             group=config.group, topics=(stage.input.topic,), ordering=stage.delivery.ordering,
             max_in_flight=config.max_in_flight, commit_interval_s=config.commit_interval_s,
             client_id=f"lagduel-connector-{stage.name}"), self.handle)
-        self.metrics.watch(lambda: self.dispatcher.stats)
+        if metrics is None:
+            self.metrics.watch(lambda: self.dispatcher.stats)
 
     @property
     def stats(self) -> DispatcherStats:
         return self.dispatcher.stats
 
     async def handle(self, msg: Message) -> list[Produce]:
-        stage = self.config.stage
         try:
-            event = events.from_kafka(msg.key(), msg.value(), msg.headers())
-        except events.EventError as exc:
-            self.metrics.dead_letter("not_cloudevent")
-            headers = [*(msg.headers() or []), ("ldstage", stage.name.encode()), ("ldreason", str(exc).encode())]
-            return [Produce(self.config.dead_letter_topic, events.KafkaRecord(msg.key(), msg.value() or b"", headers))]
-        headers, body = events.to_http(event, "binary")
-        result = await self.invoke(headers, body)
+            return await self._handle(msg)
+        finally:
+            self.metrics.processed += 1
+
+    async def _handle(self, msg: Message) -> list[Produce]:
+        stage = self.config.stage
+        raw_headers = msg.headers()
+        http = http_headers_of_record(raw_headers)
+        if http is not None:  # binary mode: forwarded header by header, decoded in full only for a dead letter
+            result = await self.invoke(http, msg.value() or b"")
+            if result.status == 200:
+                record = record_of_http(result.headers, result.body)
+                if record is not None:
+                    return [Produce(stage.output.topic, record)]
+            elif result.ok:
+                return []  # 202: filtered by the stage
+            event = events.from_kafka(msg.key(), msg.value(), raw_headers)
+        else:
+            try:
+                event = events.from_kafka(msg.key(), msg.value(), raw_headers)
+            except events.EventError as exc:
+                self.metrics.dead_letter("not_cloudevent")
+                headers = [*(raw_headers or []), ("ldstage", stage.name.encode()), ("ldreason", str(exc).encode())]
+                return [Produce(self.config.dead_letter_topic, events.KafkaRecord(msg.key(), msg.value() or b"", headers))]
+            headers, body = events.to_http(event, "binary")
+            result = await self.invoke(headers, body)
         outcome = outcome_of(stage, self.config.dead_letter_topic, event, result)
         if outcome.cause:
             self.metrics.dead_letter(outcome.cause)
@@ -214,7 +241,10 @@ class FunctionConnector:
                 return result
             throttled += 1
             self.metrics.retried(429)
-            await asyncio.sleep(min(self.policy.delay(throttled), THROTTLE_MAX_WAIT_S))
+            if self._throttle is not None:
+                await self._throttle()
+            else:
+                await asyncio.sleep(min(self.policy.delay(throttled), THROTTLE_MAX_WAIT_S))
 
     async def run(self) -> None:
         try:

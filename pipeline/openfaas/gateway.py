@@ -23,8 +23,10 @@ import re
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -36,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.asgi import read_body
 from pipeline.autoscale.keda import CE_MAX_REPLICAS
+from pipeline.delivery import RouteTimeout
 from pipeline.openfaas.replicaset import FunctionReplicas
 
 SCALE_POLL_S = 0.1  # §3.4: poll every 100 ms ...
@@ -53,6 +56,8 @@ class GatewayConfig:
     user: str = "admin"
     password: str = ""
     """Empty: a random one is made, as the chart's generateBasicAuth does."""
+    hop_s: float = 0.0
+    """Modeled cost of the hops folded away in process: connector → gateway → replica, watchdog → function."""
 
 
 class GatewayMetrics:
@@ -71,7 +76,7 @@ class Gateway:
                  registry: CollectorRegistry | None = None, min_replicas: Callable[[str], int] = lambda _: 0) -> None:
         self.functions = functions
         self.config = config if config.password else GatewayConfig(
-            config.upstream_timeout_s, config.namespace, config.user, secrets.token_urlsafe(16))
+            config.upstream_timeout_s, config.namespace, config.user, secrets.token_urlsafe(16), config.hop_s)
         self.registry = registry or CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
         self.codes: dict[str, dict[str, int]] = {name: {} for name in functions}
@@ -83,6 +88,7 @@ class Gateway:
         self._timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout_s)
         self._queues: dict[str, asyncio.Queue[tuple[str, dict[str, str], bytes, str]]] = {}
         self._workers: list[asyncio.Task[None]] = []
+        self._slot_waiters: dict[str, deque[asyncio.Future[None]]] = {name: deque() for name in functions}
 
     def label(self, name: str) -> str:
         return f"{name}.{self.config.namespace}" if self.config.namespace else name
@@ -124,21 +130,69 @@ class Gateway:
         if url is None:
             status, out, content = 500, {}, f"unable to reach a ready replica of {name}".encode()
         else:
+            status = 0
             try:
+                if self.config.hop_s > 0:
+                    await asyncio.sleep(self.config.hop_s)
                 async with self._client().request(method, f"{url}/{path}", headers=headers, data=body,
                                                   timeout=self._timeout) as r:
                     status, content = r.status, await r.read()
-                    out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP}
+                    out = {k.lower(): v for k, v in r.headers.items() if k.lower() not in _HOP}
             except TimeoutError:
                 status, out, content = 502, {}, f"upstream timeout for {name}".encode()
             except aiohttp.ClientError:
                 status, out, content = 502, {}, f"Can't reach service for: {name}.".encode()
-        out["X-Served-By"] = "openfaas-ce/emulated"
+                replicas.reap()  # a dead replica leaves the endpoints at once
+            finally:
+                if status != 429:
+                    self._slot_freed(name)
+        out["x-served-by"] = "openfaas-ce/emulated"
         code = str(status)
         self.metrics.invocations.labels(label, code).inc()
         self.metrics.seconds.labels(label, code).observe(time.monotonic() - start)
         self.codes[name][code] = self.codes[name].get(code, 0) + 1
         return status, out, content
+
+    async def route(self, url: str, headers: Mapping[str, str], body: bytes,
+                    timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+        """`/function/<name>` called in process (an HttpSender Route): the connector's one real HTTP hop is
+        then the gateway's hop to the replica; the gateway's own semantics stay (round-robin, scale-from-zero
+        hold, 502 when unreachable, metrics)."""
+        name, _, path = urlsplit(url).path.removeprefix("/function/").partition("/")
+        try:
+            return await asyncio.wait_for(self.invoke(name, "POST", dict(headers), body, path), timeout_s)
+        except TimeoutError:
+            raise RouteTimeout(f"no reply within {timeout_s:g} s") from None
+
+    async def slot(self, name: str, timeout_s: float = 2.0) -> None:
+        """Returns when a request to `name` finishes or a replica becomes ready (a slot may be free), at the
+        latest after `timeout_s`: how the in-process connector waits after a 429 instead of sleeping blindly."""
+        fut = asyncio.get_running_loop().create_future()
+        waiters = self._slot_waiters.setdefault(name, deque())
+        waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            if not fut.done():
+                fut.cancel()
+            try:
+                waiters.remove(fut)
+            except ValueError:
+                pass
+
+    def _slot_freed(self, name: str, slots: int = 1) -> None:
+        waiters = self._slot_waiters.get(name)
+        while waiters and slots > 0:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                slots -= 1
+
+    def replica_ready(self, name: str, slots: int) -> None:
+        """A new replica's slots wake that many waiters."""
+        self._slot_freed(name, slots)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -19,8 +19,6 @@ from pipeline.settings import read_environment
 from pipeline.stagehost import StageHost
 from pipeline.topology import Stage, load_topology
 
-# Outcomes for which the stage function actually ran, and so the downstream call was made.
-_RAN = frozenset({200, 202, 422, 500})
 
 
 class FunctionEvent(Protocol):
@@ -42,7 +40,7 @@ class FunctionHandler:
         if event.method not in ("POST", "PUT"):
             return _error(405, f"{event.method} not allowed: POST a CloudEvent to function {self.stage.name}")
         reply = self.host.respond({k.lower(): v for k, v in event.headers.items()}, event.body)
-        if reply.status in _RAN and self.stage.latency_s > 0:
+        if reply.ran and self.stage.latency_s > 0:
             self._sleep(self.stage.latency_s)
         return {"statusCode": reply.status, "body": reply.body, "headers": dict(reply.headers)}
 

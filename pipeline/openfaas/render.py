@@ -148,10 +148,10 @@ def scaled_object(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
             "scaleTargetRef": {"name": st.name},  # §3.3: the Deployment is named after the function
             "pollingInterval": k.polling_interval_s,
             "cooldownPeriod": k.cooldown_period_s,
+            "initialCooldownPeriod": k.initial_cooldown_period_s,
             "minReplicaCount": st.min_replicas,
             "maxReplicaCount": _max_replicas(st, o),
-            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
-                "scaleDown": {"stabilizationWindowSeconds": k.scale_down_stabilization_s}}}},
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _hpa_behavior(st)}},
             "triggers": [{"type": "kafka", "metadata": {
                 "bootstrapServers": o.bootstrap,
                 "consumerGroup": connector_group(t, st),
@@ -160,9 +160,27 @@ def scaled_object(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
                 "activationLagThreshold": str(k.activation_lag_threshold),
                 "offsetResetPolicy": k.offset_reset_policy,
                 "allowIdleConsumers": str(k.allow_idle_consumers).lower(),
+                "excludePersistentLag": str(k.exclude_persistent_lag).lower(),
+                "scaleToZeroOnInvalidOffset": str(k.scale_to_zero_on_invalid_offset).lower(),
+                "limitToPartitionsWithLag": str(k.limit_to_partitions_with_lag).lower(),
+                "ensureEvenDistributionOfPartitions": str(k.ensure_even_distribution_of_partitions).lower(),
+                **({"partitionLimitation": k.partition_limitation.strip()} if k.partition_limitation.strip() else {}),
             }}],
         },
     }
+
+
+def _hpa_behavior(st: Stage) -> Manifest:
+    """The HPA behavior KEDA copies verbatim (openfaas-keda.md §5.1); a tolerance only when set, else the
+    cluster's --horizontal-pod-autoscaler-tolerance applies (§5.5)."""
+    k = st.keda
+    down: Manifest = {"stabilizationWindowSeconds": k.scale_down_stabilization_s}
+    if k.scale_down_tolerance is not None:
+        down["tolerance"] = f"{k.scale_down_tolerance:g}"
+    behavior: Manifest = {"scaleDown": down}
+    if k.scale_up_tolerance is not None:
+        behavior["scaleUp"] = {"tolerance": f"{k.scale_up_tolerance:g}"}
+    return behavior
 
 
 def _network_policies(t: Topology, o: RenderOptions) -> list[Manifest]:

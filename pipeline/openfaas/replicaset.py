@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class FunctionReplicas:
         self._serial = 0
         self._rr = 0
         self.changed = asyncio.Event()
+        self.crashed = 0
+        self.on_ready: Callable[[int], None] | None = None
+        """Called with the new replica's slots (max_inflight) when one becomes ready."""
 
     @property
     def ready(self) -> int:
@@ -102,6 +105,8 @@ class FunctionReplicas:
         self._ready.append(replica)
         self.cold_starts += 1
         self.changed.set()
+        if self.on_ready is not None:
+            self.on_ready(self.stage.concurrency)
 
     def _retire(self, replica: ReplicaProcess) -> None:
         task = asyncio.create_task(replica.stop(grace_s=self.stage.timeout_s))
@@ -113,6 +118,8 @@ class FunctionReplicas:
         dead = [r for r in self._ready if not r.alive()]
         for r in dead:
             self._ready.remove(r)
+            log.warning("replica %s died; replacing it", r.name)
+        self.crashed += len(dead)
         if dead:
             self.scale(self.desired)
         return len(dead)

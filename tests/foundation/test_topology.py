@@ -20,7 +20,7 @@ def test_reference_topology_chains_the_stages() -> None:
     assert [s.name for s in t.stages] == ["validate", "enrich", "score"]
     assert t.stages[0].input == t.input
     assert t.stages[1].input == t.stages[0].output
-    assert t.stage("score").latency_ms == 20 and t.stage("validate").latency_ms == 0  # stage key over defaults
+    assert t.stage("score").latency_ms == 50 and t.stage("validate").latency_ms == 5  # stage key over defaults
     assert t.stage("score").keda.lag_threshold == 10  # defaults reach every stage
     assert t.topics[0] == "orders" and t.topics[-1] == "orders.dlq"
 
@@ -73,3 +73,26 @@ def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(TopologyError, match="expected a mapping"):
         load_topology(bad)
+
+
+def test_initial_replicas_sets_knative_initial_scale_unless_given() -> None:
+    t = load_topology()
+    assert all(s.initial_replicas == 1 and s.knative.initial_scale == 1 for s in t.stages)
+    pinned = t.with_stage_overrides(min_replicas=5, initial_replicas=5)
+    assert all(s.knative.initial_scale == 5 for s in pinned.stages)
+    own = t.with_stage_overrides(initial_replicas=3, knative={"initial_scale": 2})
+    assert all((s.initial_replicas, s.knative.initial_scale) == (3, 2) for s in own.stages)
+    with pytest.raises(ValueError, match="initial_replicas"):
+        t.with_stage_overrides(initial_replicas=9)
+
+
+def test_every_emulation_knob_is_validated() -> None:
+    raw = yaml.safe_load(DEFAULT_TOPOLOGY.read_text())
+    t = parse_topology(raw)
+    assert t.emulation.knative.trigger_max_in_flight == 50 and t.emulation.openfaas.hpa_sync_period_s == 15
+    assert t.emulation.hops.activator_ms == t.emulation.hops.gateway_ms  # like hops cost alike
+    for section, key, bad in (("hops", "gateway_ms", -1), ("knative", "trigger_max_in_flight", 0),
+                              ("openfaas", "control_tick_s", 0), ("openfaas", "typo", 1)):
+        broken = {**raw, "emulation": {**raw["emulation"], section: {**raw["emulation"][section], key: bad}}}
+        with pytest.raises(TopologyError, match=f"emulation.{section}.{key}"):
+            parse_topology(broken)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -57,3 +58,40 @@ async def test_pipeline_delivers_everything_scales_out_and_back_to_zero(
             assert time.monotonic() < deadline, backend.status()
             await asyncio.sleep(0.2)
         assert all(s.cold_starts >= 1 for s in backend.status())
+
+
+@pytest.mark.kafka
+async def test_at_least_once_through_replica_kill_and_dispatcher_crash(
+        fresh_topology: Topology, kafka_settings: KafkaSettings) -> None:
+    """The same failures as the OpenFaaS test: a SIGKILLed replica under load, a crashed Trigger dispatcher."""
+    t = fresh_topology.with_stage_overrides(latency_ms=30, min_replicas=1, max_replicas=1,
+                                            delivery={"backoff_delay_s": 0.05})
+    score = t.stage("score").model_copy(update={"latency_ms": 80})
+    t = t.model_copy(update={"stages": (*t.stages[:-1], score), "emulation": Emulation(pod_start_delay_s=0.2)})
+    async with KnativeBackend(t, kafka_settings) as backend:
+        await backend.wait_started(30)
+        running = asyncio.create_task(run_orders(backend, t, kafka_settings, 400, OrderFactory(seed=7, invalid_share=0.1),
+                                                 timeout_s=90))
+        rev = backend.revisions["score"]
+        await until(lambda: backend.trigger_stats["score"].processed >= 20 and rev.in_flight > 0, 30)
+        assert rev.kill_one() is not None  # SIGKILL with requests in flight: 502s, retried
+        validate = backend.triggers["validate"]
+        await until(lambda: backend.trigger_stats["validate"].processed >= 40, 30)
+        validate.crash()  # a crashed dispatcher pod: replaced; its uncommitted records come again
+        await until(lambda: validate.restarts >= 1 and bool(validate.current.dispatcher.assignment), 30)
+        result = await running
+        d = result.delivery
+        assert d.complete and d.lost == 0 and d.misrouted == 0, (len(d.delivered), len(d.dead_lettered))
+        by = {s.stage: s for s in backend.status()}
+        assert by["score"].retries >= 1 and by["score"].extra["replica_crashes"] == 1, "the kill went unnoticed"
+        assert by["score"].cold_starts >= 2  # the dead replica was replaced
+        assert by["validate"].extra["dispatcher_restarts"] == 1
+        assert by["score"].processed >= len(d.delivered)
+    print(f"duplicates after kill + crash: {d.duplicates}")
+
+
+async def until(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout_s:.0f} s"
+        await asyncio.sleep(0.05)

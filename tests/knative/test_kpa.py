@@ -120,6 +120,7 @@ def test_scale_to_zero_after_window_then_grace_period() -> None:
 def test_activator_in_path_for_the_grace_period_allows_zero_sooner() -> None:
     # TBC 211 with 10 per pod: EBC = 1 × 10 − 211 < 0, so the activator stayed in the path from the start.
     pa = PodAutoscaler(replace(BASE, window_s=6, target_burst_capacity=211), now=0)
+    feed(pa, 0, 40, 0)  # idle, but scraped: the decider has data
     seen = ticks(pa, 0, 40)
     # Active from t=2 (first ready); want 0 at t=8 (active for 6 s); proxied since 0 → zero at 30, not 38.
     assert seen[8] == 1 and seen[28] == 1 and seen[30] == 0
@@ -138,6 +139,7 @@ def test_no_scale_to_zero_when_disabled_and_bounds_apply() -> None:
 
 def test_initial_scale_holds_until_first_reached() -> None:
     pa = PodAutoscaler(replace(BASE, window_s=6, initial_scale=3), now=0)
+    feed(pa, 0, 8, 0)  # idle, but scraped: the decider has data
     assert pa.tick(0, ready=0).replicas == 3
     assert pa.tick(2, ready=2).replicas == 3  # not yet reached: the minimum is still 3
     pa.tick(4, ready=3)  # reached

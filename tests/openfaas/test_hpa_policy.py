@@ -60,8 +60,8 @@ def test_nil_behavior_scale_down_keeps_the_highest_recommendation_for_five_minut
     assert hpa.sync(0, 60, 10, 6) == 6
     assert hpa.sync(15, 10, 10, 6) == 6
     assert hpa.sync(299, 10, 10, 6) == 6
-    assert hpa.sync(300, 10, 10, 6) == 6  # the t=0 recommendation is still inside [now-300, now]
-    assert hpa.sync(301, 10, 10, 6) == 1
+    # At exactly 300 s the t=0 recommendation is out: upstream's cutoff is taken after the sync began.
+    assert hpa.sync(300, 10, 10, 6) == 1
 
 
 def test_clamped_to_at_least_one_and_at_most_max() -> None:
