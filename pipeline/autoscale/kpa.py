@@ -18,6 +18,10 @@ from pipeline.topology import Stage
 
 TICK_S = 2.0
 """knative.md §3.3: decision tick `tickInterval = 2 * time.Second`."""
+ACTIVATION_TIMEOUT_BUFFER_S = 30.0
+"""kpa/scaler.go `activationTimeoutBuffer`: added to the progress deadline before activation fails."""
+SCALE_UNKNOWN = -1
+"""kpa/scaler.go `scaleUnknown`: no decision (no metrics yet, or activating): nothing is applied."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class KpaSettings:
     enable_scale_to_zero: bool = True
     scale_to_zero_grace_period_s: float = 30.0
     scale_to_zero_pod_retention_period_s: float = 0.0
+    progress_deadline_s: float = 600.0
+    """config-deployment progress-deadline (or the revision's annotation); a revision stuck activating this
+    long plus ACTIVATION_TIMEOUT_BUFFER_S goes to zero (knative.md §3.3)."""
 
     @classmethod
     def for_stage(cls, stage: Stage) -> KpaSettings:
@@ -97,6 +104,10 @@ class WindowedAverage:
         for old in [s for s in self._buckets if s <= self._last - self.window]:
             del self._buckets[old]
 
+    def is_empty(self, now: float) -> bool:
+        """bucketing.go `IsEmpty`: nothing recorded within the window before `now`."""
+        return self._last is None or math.floor(now) - self._last > self.window
+
     def average(self, now: float) -> float:
         if self._first is None or self._last is None:
             return 0.0
@@ -118,21 +129,33 @@ class Decision:
     panic: bool
     stable_concurrency: float
     panic_concurrency: float
+    valid: bool = True
+    """False: no metrics to scale on (autoscaler.go returns an invalid result; the last valid one stands)."""
 
 
 class KpaDecider:
-    """autoscaler.go `Scale`: stable/panic windows, rate limits, panic mode, scale-down delay, EBC."""
+    """autoscaler.go `Scale`: stable/panic windows, rate limits, panic mode, scale-down delay, EBC.
+
+    `desired_scale` and `excess_burst_capacity` are the Decider's status (multiscaler.go): −1 and the
+    initial-scale capacity until the first valid decision, then the last valid one.
+    """
 
     def __init__(self, settings: KpaSettings, ready_at_start: int = 0, now: float = 0.0) -> None:
         self.s = settings
         self.stable = WindowedAverage(settings.window_s)
         self.panic = WindowedAverage(settings.panic_window_s)
         self._panic_since: float | None = None
-        self._max_panic_pods = 0
-        self._delay: deque[tuple[float, int]] = deque()
+        # autoscaler.go newAutoscaler: maxPanicPods starts at the ready count; more than one pod starts in panic
+        # mode, so a restarted autoscaler keeps the current scale until it has data (knative.md §3.3).
+        self._max_panic_pods = ready_at_start
         if ready_at_start > 1:
-            # knative.md §3.3: a fresh autoscaler with more than one ready pod starts in panic mode.
-            self._panic_since, self._max_panic_pods = now, ready_at_start
+            self._panic_since = now
+        self._delay: deque[tuple[float, int]] = deque()
+        self.desired_scale = SCALE_UNKNOWN
+        tbc = settings.target_burst_capacity
+        # multiscaler.go createScaler: the initial EBC says whether initial-scale covers the burst capacity.
+        self.excess_burst_capacity = int(tbc) if tbc in (-1, 0) else int(
+            settings.initial_scale * settings.total_value - tbc)
 
     def observe(self, now: float, concurrency: float) -> None:
         """Revision-wide average concurrency over the last second (queue-proxies plus activator)."""
@@ -143,12 +166,24 @@ class KpaDecider:
     def in_panic(self) -> bool:
         return self._panic_since is not None
 
-    def decide(self, now: float, ready: int) -> Decision:
+    @property
+    def max_panic_pods(self) -> int:
+        return self._max_panic_pods
+
+    def decide(self, now: float, ready: int, reachable: bool = True) -> Decision:
+        s = self.s
+        # collector.go: no stat within the stable window is ErrNoData (unless the pods are not scraped, TBC −1).
+        if self.stable.is_empty(now) and s.target_burst_capacity != -1:
+            return Decision(SCALE_UNKNOWN, self.excess_burst_capacity, self.in_panic, 0.0, 0.0, valid=False)
+        return self.decide_observed(now, ready, self.stable.average(now), self.panic.average(now), reachable)
+
+    def decide_observed(self, now: float, ready: int, stable: float, panic: float, reachable: bool = True) -> Decision:
+        """`Scale` from the stable and panic values the metric client returned."""
         s = self.s
         ready_f = max(1.0, float(ready))
         max_up = math.ceil(s.max_scale_up_rate * ready_f)
-        max_down = math.floor(ready_f / s.max_scale_down_rate)  # the revision is reachable (routed)
-        stable, panic = self.stable.average(now), self.panic.average(now)
+        # An unreachable revision (no route) may drop every pod at once.
+        max_down = math.floor(ready_f / s.max_scale_down_rate) if reachable else 0
         dspc = math.ceil(stable / s.target_value)
         dppc = math.ceil(panic / s.target_value)
         desired_stable = int(min(max(dspc, max_down), max_up))
@@ -172,7 +207,7 @@ class KpaDecider:
             self._max_panic_pods = max(self._max_panic_pods, desired)
             desired = self._max_panic_pods
 
-        if s.scale_down_delay_s > 0:
+        if reachable and s.scale_down_delay_s > 0:
             # Max over the trailing scale-down-delay window (a TimeWindow with tick granularity).
             self._delay.append((now, desired))
             while self._delay and self._delay[0][0] <= now - s.scale_down_delay_s:
@@ -185,6 +220,7 @@ class KpaDecider:
             ebc = math.floor(ready * s.total_value - s.target_burst_capacity - panic)
         else:
             ebc = -1
+        self.desired_scale, self.excess_burst_capacity = desired, ebc
         return Decision(desired, ebc, self._panic_since is not None, stable, panic)
 
 
@@ -195,18 +231,85 @@ class Activity(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class PaStatus:
+    """What the PodAutoscaler status holds when the scaler runs."""
+
+    activity: Activity
+    since: float
+    """When the Active condition last changed (ActiveFor / InactiveFor / activating for)."""
+    initialized: bool = False
+    """ScaleTargetInitialized: initial scale was reached once."""
+    proxy_since: float | None = None
+    """Since when the SKS has the activator in the path (ProxyFor); None: serving."""
+
+
+def apply_bounds(low: int, high: int, x: int) -> int:
+    """scaler.go `applyBounds`: max 0 is unbounded."""
+    if x < low:
+        return low
+    if high != 0 and x > high:
+        return high
+    return x
+
+
+def scale(s: KpaSettings, desired: int, now: float, pa: PaStatus, *, reachable: bool = True,
+          activator_probe_ok: bool = True) -> tuple[int, bool]:
+    """kpa/scaler.go `scale` without the write: (want, apply the want to the Deployment).
+
+    want −1 (SCALE_UNKNOWN) means no decision: the Deployment keeps its replicas.
+    """
+    if desired < 0 and pa.activity is not Activity.ACTIVATING:
+        return desired, False  # no metrics yet
+    low = s.min_scale if reachable else 0  # an unreachable revision ignores min-scale
+    if s.initial_scale > 1 and not pa.initialized and reachable:
+        low = max(low, s.initial_scale)  # initial scale raises the minimum until first reached
+    return _handle_scale_to_zero(s, apply_bounds(low, s.max_scale, desired), now, pa, reachable,
+                                 activator_probe_ok)
+
+
+def _handle_scale_to_zero(s: KpaSettings, desired: int, now: float, pa: PaStatus, reachable: bool,
+                          activator_probe_ok: bool) -> tuple[int, bool]:
+    """scaler.go `handleScaleToZero` (knative.md §3.3)."""
+    if desired != 0:
+        return desired, True
+    if not s.enable_scale_to_zero:
+        return 1, True
+    in_status_for = now - pa.since
+    if pa.activity is Activity.ACTIVATING:
+        # Stuck activating past the progress deadline plus the buffer: presume it cannot succeed, go to 0.
+        if in_status_for > s.progress_deadline_s + ACTIVATION_TIMEOUT_BUFFER_S:
+            return 0, True
+        return SCALE_UNKNOWN, False
+    if pa.activity is Activity.ACTIVE:
+        if in_status_for >= s.window_s:
+            return 0, False  # marks the PA inactive; pods stay for the grace period
+        return 1, True
+    # Inactive: only once the activator is in the path (probed, unless TBC −1 guarantees it).
+    if not (s.target_burst_capacity == -1 or activator_probe_ok):
+        return 0, False
+    retention = s.scale_to_zero_pod_retention_period_s if reachable else 0.0
+    if in_status_for >= max(s.scale_to_zero_grace_period_s, retention):
+        return 0, True
+    if retention > 0 and in_status_for < retention:
+        return 0, False  # the last pod's retention is a hard minimum
+    proxy_for = 0.0 if pa.proxy_since is None else now - pa.proxy_since
+    return 0, s.scale_to_zero_grace_period_s - proxy_for <= 0
+
+
+@dataclass(frozen=True, slots=True)
 class ScaleDecision:
     """One KPA tick: the pod count to run and whether the activator must be in the request path."""
 
     replicas: int
-    """What the Deployment is scaled to (unchanged while a scale-to-zero waits)."""
+    """What the Deployment is scaled to (unchanged while a scale-to-zero waits or there is no decision)."""
     want: int
+    """The scaler's answer; −1: no decision, nothing applied."""
     desired: int
-    """The decider's raw count (before bounds and scale-to-zero)."""
+    """The decider's count (before bounds and scale-to-zero); −1 until it has metrics."""
     panic: bool
     excess_burst_capacity: int
     activator_in_path: bool
-    """SKS Proxy mode: want 0, negative excess burst capacity, or no ready pod."""
+    """SKS Proxy mode: not (want > 0 and EBC ≥ 0), or no ready pod."""
     activity: Activity
 
 
@@ -216,80 +319,54 @@ class PodAutoscaler:
     def __init__(self, settings: KpaSettings, now: float = 0.0, ready_at_start: int = 0) -> None:
         self.s = settings
         self.decider = KpaDecider(settings, ready_at_start, now)
-        self.replicas = 0
-        self.activity = Activity.ACTIVATING
-        self._active_since: float | None = None
-        self._inactive_since: float | None = None
-        self._proxy_since: float | None = now
+        # revision resources/deploy.go: the Deployment is created with initial-scale replicas.
+        self.replicas = settings.initial_scale
+        self.activity = Activity.ACTIVATING  # the Active condition starts Unknown
+        self._since = now
         self._initialized = False
+        self._proxy_since: float | None = now
 
     def observe(self, now: float, concurrency: float) -> None:
         self.decider.observe(now, concurrency)
 
-    def tick(self, now: float, ready: int) -> ScaleDecision:
-        s = self.s
-        d = self.decider.decide(now, ready)
-        want, apply = self._bounded(d.desired), True
-        if want == 0:
-            want, apply = self._scale_to_zero(now)
+    @property
+    def status(self) -> PaStatus:
+        return PaStatus(self.activity, self._since, self._initialized, self._proxy_since)
+
+    def tick(self, now: float, ready: int, *, reachable: bool = True, activator_probe_ok: bool = True) -> ScaleDecision:
+        """`reachable`: the revision has route traffic (PA spec.reachability); `activator_probe_ok`: the
+        activator answered the probe for this revision (scale to zero waits until it does)."""
+        d = self.decider.decide(now, ready, reachable)
+        desired, ebc = self.decider.desired_scale, self.decider.excess_burst_capacity
+        want, apply = scale(self.s, desired, now, self.status, reachable=reachable,
+                            activator_probe_ok=activator_probe_ok)
         if apply:
             self.replicas = want
-        self._update_activity(now, want, ready)
-        # kpa.go: Proxy when want == 0 or EBC < 0; the SKS also falls back to the activator with no ready pod.
-        proxy = want == 0 or d.excess_burst_capacity < 0 or ready == 0 or s.target_burst_capacity == -1
+        self._update_activity(now, want, ready, reachable)
+        # kpa.go: Serve only when want > 0 and EBC ≥ 0; the SKS also falls back to the activator with no ready pod.
+        proxy = not (want > 0 and ebc >= 0) or ready == 0
         if proxy and self._proxy_since is None:
             self._proxy_since = now
         elif not proxy:
             self._proxy_since = None
-        return ScaleDecision(self.replicas, want, d.desired, d.panic, d.excess_burst_capacity, proxy, self.activity)
+        return ScaleDecision(self.replicas, want, desired, d.panic, ebc, proxy, self.activity)
 
-    def _bounded(self, desired: int) -> int:
-        s = self.s
-        low, high = s.min_scale, s.max_scale
-        if s.initial_scale > 1 and not self._initialized:
-            low = max(low, s.initial_scale)  # scaler.go: initial scale raises the minimum until first reached
-        if not self._initialized and self.activity is Activity.ACTIVATING and desired == 0:
-            desired = s.initial_scale  # a new revision starts at initial-scale
-        if high > 0:
-            desired = min(desired, high)
-        return max(desired, low)
+    def _mark(self, now: float, activity: Activity) -> None:
+        if activity is not self.activity:
+            self.activity, self._since = activity, now
 
-    def _scale_to_zero(self, now: float) -> tuple[int, bool]:
-        """scaler.go handleScaleToZero: returns (want, apply)."""
-        s = self.s
-        if not s.enable_scale_to_zero:
-            return 1, True
-        if self.activity is Activity.ACTIVATING:
-            return self.replicas, False  # wait until activation finishes (its timeout is 630 s)
-        if self.activity is Activity.ACTIVE:
-            active_for = now - (self._active_since or now)
-            if active_for >= s.window_s:
-                return 0, False  # marks the PA inactive; pods stay for the grace period
-            return 1, True
-        inactive_for = now - (self._inactive_since or now)
-        retention = s.scale_to_zero_pod_retention_period_s
-        if inactive_for >= max(s.scale_to_zero_grace_period_s, retention):
-            return 0, True
-        if retention > inactive_for:
-            return 0, False
-        proxy_for = 0.0 if self._proxy_since is None else now - self._proxy_since
-        return 0, proxy_for > 0 and proxy_for >= s.scale_to_zero_grace_period_s
-
-    def _update_activity(self, now: float, want: int, ready: int) -> None:
-        """kpa.go computeActiveCondition."""
-        min_ready = max(1, self.s.min_scale)
-        if not self._initialized:
-            min_ready = max(min_ready, self.s.initial_scale)
+    def _update_activity(self, now: float, want: int, ready: int, reachable: bool) -> None:
+        """kpa.go computeActiveCondition and activeThreshold."""
+        low = self.s.min_scale if reachable else 0
+        min_ready = max(low, self.s.initial_scale) if not self._initialized else max(low, 1)
         if ready >= min_ready:
             self._initialized = True
-        if want == 0:
-            if self.activity is not Activity.INACTIVE:
-                self._inactive_since = now
-            self.activity, self._active_since = Activity.INACTIVE, None
+        if want == 0 or min_ready == 0:
+            self._mark(now, Activity.INACTIVE)
         elif ready < min_ready:
             if want > 0 or self.activity is not Activity.INACTIVE:
-                self.activity, self._active_since = Activity.ACTIVATING, None
+                self._mark(now, Activity.ACTIVATING)
+            else:
+                self._mark(now, Activity.INACTIVE)
         elif want > 0 or self.activity is not Activity.INACTIVE:
-            if self.activity is not Activity.ACTIVE:
-                self._active_since = now
-            self.activity, self._inactive_since = Activity.ACTIVE, None
+            self._mark(now, Activity.ACTIVE)
