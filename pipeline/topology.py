@@ -92,6 +92,11 @@ class KedaScaling(_Frozen):
     scale_up_tolerance: float | None = Field(None, ge=0)
     scale_down_tolerance: float | None = Field(None, ge=0)
 
+    @field_validator("partition_limitation", mode="before")
+    @classmethod
+    def _one_partition(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # `--set keda.partition_limitation=3`
+
     @model_validator(mode="after")
     def _exclusive_options(self) -> KedaScaling:
         # kafka_scaler.go kafkaMetadata.Validate

@@ -236,7 +236,7 @@ class ScaledObjectPolicy:
                                  k.limit_to_partitions_with_lag, k.ensure_even_distribution_of_partitions,
                                  k.partition_limitation)
         loop = KedaScaleLoop(stage.min_replicas, stage.max_replicas, k.polling_interval_s, k.cooldown_period_s,
-                             created_at=now)
+                             k.initial_cooldown_period_s, created_at=now)
         # §5.1: the HPA gets minReplicas max(min,1); behavior set → defaulted policies (§5.5), with the
         # per-direction tolerances when the ScaledObject sets them.
         behavior = HpaBehavior.defaulted(k.scale_down_stabilization_s, scale_up_tolerance=k.scale_up_tolerance,

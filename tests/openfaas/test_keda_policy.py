@@ -110,3 +110,9 @@ def test_hpa_defaulted_behavior_used_for_stage() -> None:
     assert policy.hpa.behavior == HpaBehavior.defaulted(stage.keda.scale_down_stabilization_s)
     assert policy.hpa.behavior != HpaBehavior.defaulted(stage.keda.scale_down_stabilization_s + 1)
     assert isinstance(policy.hpa, HorizontalPodAutoscaler) and policy.hpa.min_replicas == 1
+
+
+def test_scaled_object_policy_takes_the_initial_cooldown() -> None:
+    stage = load_topology().stages[0]
+    stage = stage.model_copy(update={"keda": stage.keda.model_copy(update={"initial_cooldown_period_s": 42})})
+    assert ScaledObjectPolicy.for_stage(stage).loop.initial_cooldown_period_s == 42

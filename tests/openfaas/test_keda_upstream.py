@@ -15,6 +15,7 @@ from pipeline.autoscale.keda import (
     parse_partition_limitation,
 )
 from pipeline.kafka import PartitionLag
+from pipeline.openfaas.render import RenderOptions, scaled_object
 from pipeline.topology import load_topology
 
 
@@ -165,3 +166,26 @@ def test_new_options_reach_the_emulated_scaled_object() -> None:
     assert policy.scaler.limit_to_partitions_with_lag and policy.scaler.partition_limitation == "0-2"
     assert isinstance(policy.hpa, HorizontalPodAutoscaler)
     assert (policy.hpa.tolerances.scale_up, policy.hpa.tolerances.scale_down) == (0.02, 0.3)
+
+
+def test_new_options_are_rendered_into_the_scaled_object() -> None:
+    topology = load_topology().with_stage_overrides(keda={
+        "exclude_persistent_lag": True, "partition_limitation": "0-2", "scale_up_tolerance": 0.02})
+    so = scaled_object(topology, topology.stages[0], RenderOptions())
+    meta = so["spec"]["triggers"][0]["metadata"]
+    assert (meta["excludePersistentLag"], meta["limitToPartitionsWithLag"], meta["partitionLimitation"]) == \
+        ("true", "false", "0-2")
+    behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleUp"] == {"tolerance": "0.02"} and "tolerance" not in behavior["scaleDown"]
+    defaults = scaled_object(load_topology(), load_topology().stages[0], RenderOptions())
+    assert "partitionLimitation" not in defaults["spec"]["triggers"][0]["metadata"]  # blank: every partition
+
+
+def test_topology_settings_follow_the_scaler_validation() -> None:
+    # `--set` reaches the stage's keda settings through with_stage_overrides; Validate's exclusions hold there too.
+    t = load_topology().with_stage_overrides(keda={"partition_limitation": 3, "scale_down_tolerance": 0.2})
+    assert (t.stages[0].keda.partition_limitation, t.stages[0].keda.scale_down_tolerance) == ("3", 0.2)
+    with pytest.raises(ValueError, match="limit_to_partitions_with_lag"):
+        load_topology().with_stage_overrides(keda={"limit_to_partitions_with_lag": True, "allow_idle_consumers": True})
+    with pytest.raises(ValueError, match="partition_limitation"):
+        load_topology().with_stage_overrides(keda={"partition_limitation": "a-b"})
