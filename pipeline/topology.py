@@ -196,6 +196,8 @@ class OpenFaasEmulation(_Frozen):
 class Emulation(_Frozen):
     pod_start_delay_s: float = Field(2.0, ge=0, le=120)
     commit_interval_s: float = Field(1.0, gt=0, le=60)
+    producer_linger_ms: float = Field(0.0, ge=0, le=1000)
+    """linger.ms of every dispatcher's and connector's producer."""
     hops: Hops = Hops()
     knative: KnativeEmulation = KnativeEmulation()
     openfaas: OpenFaasEmulation = OpenFaasEmulation()

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -47,6 +47,10 @@ class DispatcherConfig:
     commit_interval_s: float = 1.0
     client_id: str = "lagduel-dispatcher"
     drain_timeout_s: float = 30.0
+    skip: Callable[[Message], bool] | None = None
+    """Records this says yes to are handled at once with nothing to produce (a Trigger's filter), no task made."""
+    producer: tuple[tuple[str, Any], ...] = ()
+    """librdkafka producer settings over the KafkaSettings ones, e.g. (("linger.ms", 0),)."""
 
 
 @dataclass
@@ -105,7 +109,7 @@ class KafkaDispatcher:
 
     async def run(self) -> None:
         self._consumer = Consumer(self._settings.consumer(self.config.group))
-        self._producer = Producer(self._settings.producer())
+        self._producer = Producer(self._settings.producer(**dict(self.config.producer)))
         self._consumer.subscribe(list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
         # Delivery reports are served by a thread blocked in poll(): the event loop wakes only when one arrives.
@@ -158,15 +162,17 @@ class KafkaDispatcher:
 
     def _room(self) -> int:
         if self.config.ordering == "ordered":
-            # knative.md §1.4 OrderedConsumerVerticle: before each poll, partitions with a non-empty queue are
-            # paused and the others resumed, so a backlog on one partition never starves the rest.
+            # knative.md §1.4 OrderedConsumerVerticle: one dispatch in flight per partition; partitions with a
+            # backlog are paused before each poll, so one partition never starves the rest. Upstream pauses on
+            # any non-empty queue; here a partition is paused once its queue holds max_in_flight records (the
+            # same bound on buffering), so records already fetched are not dropped and fetched again per record.
             self._pause_busy()
             return self.config.max_in_flight
         return max(self.config.max_in_flight - self.stats.in_flight - self._buffered(), 0)
 
     def _pause_busy(self) -> None:
         assert self._consumer is not None
-        busy = {tp for tp, q in self._queues.items() if q}
+        busy = {tp for tp, q in self._queues.items() if len(q) >= self.config.max_in_flight}
         try:
             if busy - self._paused:
                 self._consumer.pause([TopicPartition(t, p) for t, p in busy - self._paused])
@@ -189,6 +195,12 @@ class KafkaDispatcher:
         tracker = self._trackers.setdefault(tp, OffsetTracker())
         tracker.track(msg.offset())
         self.stats.consumed += 1
+        skip = self.config.skip
+        if skip is not None and not self._queues.get(tp) and skip(msg):
+            # Nothing queued ahead of it on the partition, so even ordered delivery may finish it now.
+            self.stats.handled += 1
+            tracker.done(msg.offset())
+            return
         if self.config.ordering == "ordered":
             self._queues.setdefault(tp, deque()).append(msg)
             self._kick(tp)

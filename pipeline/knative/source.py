@@ -86,6 +86,7 @@ class KafkaSourceDispatcher:
         config = DispatcherConfig(group=source_group(self.namespace, topology), topics=(topology.input.topic,),
                                   ordering=ordering,  # type: ignore[arg-type]
                                   commit_interval_s=topology.emulation.commit_interval_s,
+                                  producer=(("linger.ms", topology.emulation.producer_linger_ms),),
                                   client_id=f"kafka-source-{self.name}")
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 

@@ -54,7 +54,9 @@ class TriggerDispatcher:
         config = DispatcherConfig(group=group, topics=(topology.broker_topic,), ordering=ordering,  # type: ignore[arg-type]
                                   max_in_flight=topology.emulation.knative.trigger_max_in_flight,
                                   commit_interval_s=topology.emulation.commit_interval_s,
-                                  client_id=f"kafka-broker-dispatcher-{name}")
+                                  producer=(("linger.ms", topology.emulation.producer_linger_ms),),
+                                  client_id=f"kafka-broker-dispatcher-{name}",
+                                  skip=lambda msg: self._other_type(msg.headers()))
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 
     async def run(self) -> None:

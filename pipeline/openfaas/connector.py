@@ -59,6 +59,8 @@ class ConnectorConfig:
     max_in_flight: int
     commit_interval_s: float = 1.0
     timeout_s: float = 30.0
+    linger_ms: float | None = None
+    """The producer's linger.ms; None: the Kafka settings' own."""
 
     @classmethod
     def for_stage(cls, topology: Topology, stage: str, gateway_url: str, max_in_flight: int | None = None,
@@ -67,7 +69,7 @@ class ConnectorConfig:
         return cls(st, connector_group(topology, st), topology.dead_letter_topic, gateway_url.rstrip("/"),
                    max_in_flight or st.concurrency * st.max_replicas, commit_interval_s,
                    # §2: exec_timeout <= gateway upstream_timeout; wait for the function's own limit plus slack.
-                   st.timeout_s + 5.0)
+                   st.timeout_s + 5.0, topology.emulation.producer_linger_ms)
 
     @property
     def function_url(self) -> str:
@@ -189,7 +191,8 @@ class FunctionConnector:
         self.dispatcher = KafkaDispatcher(settings, DispatcherConfig(
             group=config.group, topics=(stage.input.topic,), ordering=stage.delivery.ordering,
             max_in_flight=config.max_in_flight, commit_interval_s=config.commit_interval_s,
-            client_id=f"lagduel-connector-{stage.name}"), self.handle)
+            client_id=f"lagduel-connector-{stage.name}",
+            producer=() if config.linger_ms is None else (("linger.ms", config.linger_ms),)), self.handle)
         if metrics is None:
             self.metrics.watch(lambda: self.dispatcher.stats)
 

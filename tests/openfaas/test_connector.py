@@ -15,6 +15,7 @@ from pipeline.delivery import SendResult
 from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.openfaas.connector import ConnectorConfig, FunctionConnector, connector_group, outcome_of
 from pipeline.openfaas.connectors import ConnectorStats, parse_metrics
+from pipeline.openfaas.gateway import Gateway
 from pipeline.topology import Topology, load_topology
 
 from tests.openfaas.conftest import produce_orders
@@ -99,3 +100,41 @@ def test_supervisor_reads_the_counts_the_connector_exports() -> None:
     scraped = parse_metrics(generate_latest(connector.metrics.registry).decode())
     assert scraped == ConnectorStats(consumed=9, handled=7, in_flight=2, retries=2, dead_lettered=1)
     assert scraped == ConnectorStats(**connector.totals())
+
+
+async def test_a_429_waits_for_a_free_slot_instead_of_sleeping() -> None:
+    answers = [SendResult(429), SendResult(429), SendResult(200)]
+
+    class Throttled:
+        async def send(self, *_args: object, **_kw: object) -> SendResult:
+            return answers.pop(0)
+
+    waits: list[float] = []
+
+    async def slot() -> None:
+        waits.append(asyncio.get_running_loop().time())
+
+    connector = FunctionConnector(KafkaSettings("127.0.0.1:9"), ConnectorConfig.for_stage(TOPO, "enrich", "http://gw"),
+                                  sender=Throttled(), throttle=slot)  # type: ignore[arg-type]
+    began = asyncio.get_running_loop().time()
+    result = await connector.invoke({}, b"")
+    assert result.status == 200 and len(waits) == 2 and connector.metrics.retries == 2
+    assert connector.metrics.codes["429"] == 2
+    # The delivery backoff would have slept 0.4 s, then 0.8 s: the throttle returned as soon as a slot was free.
+    assert asyncio.get_running_loop().time() - began < 0.2
+
+
+async def test_gateway_wakes_one_throttled_caller_per_freed_slot() -> None:
+    gateway = Gateway({"enrich": None})  # type: ignore[dict-item]
+    first = asyncio.create_task(gateway.slot("enrich", 5))
+    second = asyncio.create_task(gateway.slot("enrich", 5))
+    await asyncio.sleep(0)
+    gateway._slot_freed("enrich")  # one request finished: one slot
+    await asyncio.wait_for(first, 1)
+    await asyncio.sleep(0.01)
+    assert not second.done()
+    gateway.replica_ready("enrich", 4)  # a new replica: its slots wake the rest
+    await asyncio.wait_for(second, 1)
+    began = asyncio.get_running_loop().time()
+    await gateway.slot("enrich", 0.05)  # nobody frees a slot: back after the cap, to try again
+    assert asyncio.get_running_loop().time() - began >= 0.04
