@@ -22,11 +22,11 @@ import uvloop
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from functions import STAGES, Emit
+from load.batch import run_batch
 from pipeline import events
 from pipeline.backends import make_backend
 from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.orders import OrderFactory, order_event
-from pipeline.runner import run_orders
 from pipeline.topology import Topology, load_topology
 
 from bench.harness import RECORD_BYTES, prefill, steady_rate
@@ -43,7 +43,7 @@ def pipeline_rate(name: str, settings: KafkaSettings, topology: Topology, latenc
 
     async def go() -> float:
         async with make_backend(name, t, settings) as backend:
-            result = await run_orders(backend, t, settings, events, OrderFactory(5, 0.0, RECORD_BYTES), timeout_s=900)
+            result = await run_batch(backend, t, settings, events, OrderFactory(5, 0.0, RECORD_BYTES), timeout_s=900)
             if memory is not None:
                 for label, pattern in (("stage replica (Knative service)", "pipeline.knative.service"),
                                        ("function replica (watchdog)", "pipeline.openfaas.watchdog"),
@@ -51,8 +51,8 @@ def pipeline_rate(name: str, settings: KafkaSettings, topology: Topology, latenc
                     peak = peak_of(pattern)
                     if peak is not None:
                         memory[label] = max(memory.get(label, 0.0), peak)
-        if result.delivery.lost:
-            raise RuntimeError(f"{name}: {result.delivery.lost} orders lost")
+        if result.report["lost"]:
+            raise RuntimeError(f"{name}: {result.report['lost']} orders lost")
         return result.throughput
 
     return asyncio.run(go())
