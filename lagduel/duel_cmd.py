@@ -126,10 +126,13 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
     try:
         profile = parse_profile(profile_spec, duration)
+    except ProfileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    try:
         topology = load_topology(topology_path)
         if sets:
             topology = topology.with_stage_overrides(**_overrides(sets))
-    except (ProfileError, TopologyError, ValueError) as exc:
+    except (TopologyError, ValueError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     slos = _slos(slo_texts)
     _writable(out)

@@ -21,14 +21,20 @@ PROFILE_HELP = ("constant[:rate=R] | step[:start=,step=,every=] | ramp[:start=,e
                 "burst[:baseline=,height=,at=,length=] | replay:trace=FILE.csv")
 
 
+MAX_RECORD_BYTES = 900_000
+"""Room for what the stages add to an order under librdkafka's 1,000,000-byte message.max.bytes and the
+stage services' 1 MiB request-body limit: a larger record could never reach the output topic."""
+
+
 def load_options(f):  # shared by `load` and `duel`
     for opt in reversed([
         click.option("--profile", "profile_spec", default="burst", show_default=True, help=PROFILE_HELP),
         click.option("--duration", type=click.FloatRange(1), default=None, help="Seconds of load (profile default: 60)."),
         click.option("--seed", type=int, default=42, show_default=True, help="Seed of the order stream."),
         click.option("--invalid-share", type=click.FloatRange(0, 1), default=0.1, show_default=True),
-        click.option("--record-bytes", type=click.IntRange(400), default=512, show_default=True,
-                     help="Pad each record to about this size."),
+        click.option("--record-bytes", type=click.IntRange(400, MAX_RECORD_BYTES), default=512, show_default=True,
+                     help="Pad each record to about this size (at most 900,000: what the stages add must still fit "
+                          "Kafka's 1 MB message limit)."),
         click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
                      help="Producer processes (histograms merged)."),
         click.option("--late-ms", type=click.FloatRange(0.1), default=25.0, show_default=True,

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from confluent_kafka import KafkaException
 
 from load import histograms
@@ -21,7 +20,7 @@ from load.cpu import CpuMonitor, CpuSample
 from load.instrument import CpuPoint
 from load.generator import LoadProgress, LoadResult, run_load
 from load.producer import LoadPlan
-from load.profiles import Profile, schedule
+from load.profiles import Profile, schedule_array
 from load.sampler import LagSampler, PipelineBacklog, Sample
 from load.sink import SinkReader
 from pipeline.backends import Backend, StageStatus, make_backend
@@ -89,9 +88,6 @@ class BackendRun:
     drain_s: float
 
 
-def intended_offsets(profile: Profile) -> np.ndarray:
-    """Each seq's intended send offset (s from the start): the schedule every generator worker shares."""
-    return np.fromiter(schedule(profile), dtype=np.float64)
 
 
 async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: DuelPlan, run_id: str,
@@ -102,7 +98,7 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
     await asyncio.to_thread(create_topics, settings, topology.topics, topology.partitions, topology.replication_factor)
     live = Live(name, repeat)
     on_live(live)
-    offsets = intended_offsets(plan.profile)
+    offsets = schedule_array(plan.profile)  # each seq's intended send offset, as every generator worker has it
     factory = OrderFactory(plan.seed, plan.invalid_share, plan.record_bytes)
     async with backend:
         start_line = await _starting_line(backend, settings, plan.start_timeout_s)

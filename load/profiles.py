@@ -181,18 +181,49 @@ def parse_profile(spec: str, duration_s: float | None = None) -> Profile:
         if "trace" not in params:
             raise ProfileError("profile replay needs trace=<csv file of t,rate rows>")
         d = params.get("duration_s")
-        return Replay.from_csv(params["trace"], float(d) if d is not None else None)
+        return checked(Replay.from_csv(params["trace"], float(d) if d is not None else None), kind)
     cls = KINDS[kind]
     known = set(cls.__dataclass_fields__)
     unknown = set(params) - known
     if unknown:
         raise ProfileError(f"profile {kind}: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
     try:
-        profile = cls(**{k: float(v) for k, v in params.items()})
+        values = {k: float(v) for k, v in params.items()}
     except ValueError as exc:
         raise ProfileError(f"profile {kind}: parameters must be numbers ({exc})") from None
-    if profile.duration_s <= 0 or any(profile.rate(t) < 0 for t in _grid(profile.duration_s)):
-        raise ProfileError(f"profile {kind}: duration must be > 0 and rates >= 0")
+    for k, v in values.items():
+        if not math.isfinite(v):
+            raise ProfileError(f"profile {kind}: {k.removesuffix('_s').removesuffix('_eps')} must be a finite number, "
+                               f"not {v}")
+    return checked(cls(**values), kind)
+
+
+MAX_DURATION_S = 86_400.0
+"""A day of load: longer schedules are refused rather than run for ever."""
+MAX_RATE_EPS = 1_000_000.0
+"""About five times what Kafka's own producer tool reaches on a 2-core machine: beyond it a run only measures
+how far behind the generator falls."""
+MAX_EVENTS = 20_000_000
+"""Every seq's intended send time is held in memory (8 bytes each) for the backlog's time lag."""
+
+
+def checked(profile: Profile, kind: str) -> Profile:
+    """Refuse a profile no run can carry out, naming the limit (instead of hanging or running an empty duel)."""
+    if not 0 < profile.duration_s <= MAX_DURATION_S:
+        raise ProfileError(f"profile {kind}: duration must be > 0 and at most {MAX_DURATION_S:,.0f} s, "
+                           f"not {profile.duration_s:g}")
+    rates = [profile.rate(t) for t in _grid(profile.duration_s)]
+    if any(r < 0 for r in rates):
+        raise ProfileError(f"profile {kind}: rates must be >= 0")
+    if max(rates, default=0.0) > MAX_RATE_EPS:
+        raise ProfileError(f"profile {kind}: a rate of {max(rates):,.0f} events/s exceeds the generator's limit of "
+                           f"{MAX_RATE_EPS:,.0f}")
+    events = sum(rates) * 0.5  # the grid's step
+    if events > MAX_EVENTS:
+        raise ProfileError(f"profile {kind}: about {events:,.0f} events exceed the limit of {MAX_EVENTS:,}; "
+                           "shorten the duration or lower the rate")
+    if events < 1:
+        raise ProfileError(f"profile {kind}: the schedule sends no event (rates are all 0)")
     return profile
 
 

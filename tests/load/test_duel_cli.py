@@ -94,3 +94,14 @@ def test_user_mistakes_are_one_line_before_anything_starts(args: list[str], says
     assert res.exit_code == 2, res.output
     assert says in res.output and "Traceback" not in res.output
     assert res.output.strip().splitlines()[-1].startswith("Error: ")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--profile", "constant:rate=inf"], "finite number"),
+    (["--duration", "nan"], "finite number"),
+    (["--profile", "constant:rate=1e9"], "limit of 1,000,000"),
+    (["--record-bytes", "2000000"], "900000"),
+])
+def test_impossible_load_is_refused_up_front(args: list[str], says: str) -> None:
+    res = CliRunner().invoke(main, ["duel", *args])
+    assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output

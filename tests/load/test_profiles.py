@@ -51,7 +51,14 @@ def test_replay_from_csv(tmp_path: Path) -> None:
     ("burst:spike=3", "unknown parameter"),
     ("constant:rate=fast", "must be numbers"),
     ("replay", "needs trace"),
-    ("constant:rate=-5", "rates >= 0"),
+    ("constant:rate=-5", "rates must be >= 0"),
+    ("constant:rate=inf", "finite number"),
+    ("constant:rate=nan", "finite number"),
+    ("constant:duration=inf", "finite number"),
+    ("constant:rate=1e9", "exceeds the generator's limit"),
+    ("constant:rate=900000,duration=3600", "shorten the duration"),
+    ("constant:duration=172800", "at most 86,400 s"),
+    ("constant:rate=0", "sends no event"),
 ])
 def test_bad_specs_name_the_cause(spec: str, cause: str) -> None:
     with pytest.raises(ProfileError, match=cause):
