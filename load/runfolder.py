@@ -82,11 +82,14 @@ def write_run(folder: Path, manifest: dict[str, Any], runs: dict[str, list[Backe
 def read_summary(folder: Path) -> dict[str, Any]:
     path = folder / "summary.json" if folder.is_dir() else folder
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except OSError as exc:
         raise FileNotFoundError(f"{path}: not a lagduel run folder ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: summary.json is not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a lagduel run summary (not valid JSON: {exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) or "run_id" not in doc:
+        raise ValueError(f"{path}: not a lagduel run summary (no run_id and backends)")
+    return doc
 
 
 def _json(path: Path, doc: Any) -> None:

@@ -105,3 +105,11 @@ def test_user_mistakes_are_one_line_before_anything_starts(args: list[str], says
 def test_impossible_load_is_refused_up_front(args: list[str], says: str) -> None:
     res = CliRunner().invoke(main, ["duel", *args])
     assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+
+
+def test_compare_refuses_what_is_not_a_run_summary(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"hello": 1}')
+    (tmp_path / "b.json").write_bytes(b"\xff\xfe not json")
+    for name in ("a.json", "b.json"):
+        res = CliRunner().invoke(main, ["compare", str(tmp_path / name), str(tmp_path / name)])
+        assert res.exit_code == 1 and "not a lagduel run summary" in res.output and "Traceback" not in res.output
