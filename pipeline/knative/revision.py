@@ -19,9 +19,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from dataclasses import dataclass, field
 
-import aiohttp
 import httpx
 
+from pipeline.delivery.http1 import Http1Client
 from pipeline.autoscale.kpa import KpaSettings, PodAutoscaler, ScaleDecision
 from pipeline.replicas import ReplicaProcess
 from pipeline.topology import Hops, KnativeEmulation, Stage
@@ -74,7 +74,7 @@ class Revision:
         self._argv = argv
         self._delay = pod_start_delay_s
         self._client = client or httpx.AsyncClient(timeout=5)  # readiness probes
-        self._http: aiohttp.ClientSession | None = None
+        self._http1 = Http1Client()  # the one real hop: dispatcher → replica
         self.pods: list[Pod] = []
         self.stats = RevisionStats()
         self._buffer: deque[asyncio.Future[Pod]] = deque()  # the activator's buffer
@@ -140,8 +140,7 @@ class Revision:
             task.cancel()
         await asyncio.gather(*(p.process.stop(grace_s=5) for p in pods), return_exceptions=True)
         await self._client.aclose()
-        if self._http is not None:
-            await self._http.close()
+        await self._http1.close()
 
     async def _autoscale(self) -> None:
         """Observe every second, decide every 2 s (a request arriving at scale 0 pokes at once: `_poke`)."""
@@ -263,22 +262,15 @@ class Revision:
         try:
             if hop_s > 0:
                 await asyncio.sleep(hop_s)
-            async with self._session().post(pod.process.url, data=body, headers=headers) as r:
-                return Reply(r.status, dict(r.headers), await r.read())
-        except (aiohttp.ClientError, OSError) as exc:
+            status, reply_headers, content = await self._http1.post("127.0.0.1", pod.process.port, "/", headers, body)
+            return Reply(status, reply_headers, content)
+        except OSError as exc:
             if not pod.process.alive():
                 self.reap()
             return Reply(502, {"content-type": "text/plain"},
                          f"replica {pod.process.name}: {type(exc).__name__}: {exc}".encode())
         finally:
             self._release(pod)
-
-    def _session(self) -> aiohttp.ClientSession:
-        # aiohttp for the hot hop to the replicas: a fraction of httpx's per-request CPU in this one process.
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                                               timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False)
-        return self._http
 
     def _admit(self) -> Pod | asyncio.Future[Pod] | None:
         """A pod with a reserved slot, a place in a queue, or None when the queue is full."""

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pipeline.asgi import read_body
 from pipeline.autoscale.keda import CE_MAX_REPLICAS
 from pipeline.delivery import RouteTimeout
+from pipeline.delivery.http1 import Http1Client
 from pipeline.openfaas.replicaset import FunctionReplicas
 
 SCALE_POLL_S = 0.1  # §3.4: poll every 100 ms ...
@@ -85,6 +86,7 @@ class Gateway:
         # One keep-alive pool for every replica, made in the running loop on first use
         # (max_idle_conns_per_host 1024 upstream, §2).
         self._session: aiohttp.ClientSession | None = None
+        self._http1 = Http1Client()
         self._timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout_s)
         self._queues: dict[str, asyncio.Queue[tuple[str, dict[str, str], bytes, str]]] = {}
         self._workers: list[asyncio.Task[None]] = []
@@ -134,13 +136,19 @@ class Gateway:
             try:
                 if self.config.hop_s > 0:
                     await asyncio.sleep(self.config.hop_s)
-                async with self._client().request(method, f"{url}/{path}", headers=headers, data=body,
-                                                  timeout=self._timeout) as r:
-                    status, content = r.status, await r.read()
-                    out = {k.lower(): v for k, v in r.headers.items() if k.lower() not in _HOP}
+                if method == "POST":  # the hot path: the lean keep-alive client
+                    host, _, port = url.removeprefix("http://").rpartition(":")
+                    status, out, content = await self._http1.post(host, int(port), "/" + path, headers, body,
+                                                                  self.config.upstream_timeout_s)
+                    out = {k: v for k, v in out.items() if k not in _HOP}
+                else:
+                    async with self._client().request(method, f"{url}/{path}", headers=headers, data=body,
+                                                      timeout=self._timeout) as r:
+                        status, content = r.status, await r.read()
+                        out = {k.lower(): v for k, v in r.headers.items() if k.lower() not in _HOP}
             except TimeoutError:
                 status, out, content = 502, {}, f"upstream timeout for {name}".encode()
-            except aiohttp.ClientError:
+            except (aiohttp.ClientError, OSError):
                 status, out, content = 502, {}, f"Can't reach service for: {name}.".encode()
                 replicas.reap()  # a dead replica leaves the endpoints at once
             finally:
@@ -314,6 +322,7 @@ class Gateway:
         ])
 
     async def aclose(self) -> None:
+        await self._http1.close()
         for task in self._workers:
             task.cancel()
         if self._session is not None:

@@ -77,8 +77,12 @@ class FunctionServer:
     async def call(self, event: Event) -> tuple[int, dict[str, str], bytes]:
         """Run the handler on a worker thread; (status, headers, body) of its answer."""
         try:
-            result = await anyio.to_thread.run_sync(self.handler, event, self.context, limiter=self.limiter,
-                                                   abandon_on_cancel=True)
+            call_async = getattr(self.handler, "call_async", None)
+            if call_async is not None:  # a handler that never blocks: inline, no thread hand-off
+                result = await call_async(event, self.context)
+            else:
+                result = await anyio.to_thread.run_sync(self.handler, event, self.context, limiter=self.limiter,
+                                                       abandon_on_cancel=True)
         except Exception as exc:  # Flask answers an unhandled exception with 500
             log.exception("function handler raised")
             return 500, {"content-type": "application/json"}, orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})

@@ -22,7 +22,7 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.datastructures import Headers, QueryParams
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -134,8 +134,8 @@ class Watchdog:
             body = await read_body(receive)
             if body is None:
                 return
-            event = Event(body, Headers(raw=scope["headers"]), scope["method"],
-                          QueryParams(scope["query_string"]), scope["path"])
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # lower-case (ASGI)
+            event = Event(body, headers, scope["method"], QueryParams(scope["query_string"]), scope["path"])
             try:
                 timeout = self.config.exec_timeout_s or None  # 0 disables the timeout
                 status, headers, body = await asyncio.wait_for(self.function.call(event), timeout)
