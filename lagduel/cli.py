@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from lagduel import __version__
+from lagduel.logs import configure
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lagduel")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More on the terminal (-v warnings, -vv info); the full log always goes to a file.")
 def main(verbose: int) -> None:
     """Run Kafka stream processing on Knative Eventing and on OpenFaaS+KEDA, and measure which keeps up
     and which recovers faster from consumer lag.
@@ -23,8 +23,7 @@ def main(verbose: int) -> None:
       lagduel duel --profile burst             compare the backends, write a report
       lagduel kafka down
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(verbose)
 
 
 # Commands: one module each, registered here.

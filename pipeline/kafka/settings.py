@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+LIBRDKAFKA_LOG = logging.getLogger("lagduel.librdkafka")
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,8 @@ class KafkaSettings:
         return replace(self, client_id=client_id)
 
     def common(self) -> dict[str, Any]:
-        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id}
+        # librdkafka's own log lines go through Python logging (to the run's log file), not raw to stderr.
+        return {"bootstrap.servers": self.bootstrap_servers, "client.id": self.client_id, "logger": LIBRDKAFKA_LOG}
 
     def producer(self, **overrides: Any) -> dict[str, Any]:
         cfg = {

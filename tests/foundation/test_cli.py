@@ -72,3 +72,25 @@ def test_kafka_up_status_down(cli: CliRunner) -> None:
         down = cli.invoke(main, ["kafka", "down"])
     assert down.exit_code == 0 and "stopped Kafka" in down.output
     assert "no background broker" in cli.invoke(main, ["kafka", "down"]).output
+
+
+def test_the_terminal_stays_quiet_and_points_to_the_full_log(cli: CliRunner, tmp_path: Path) -> None:
+    """A warning logged deep inside (as librdkafka's GETPID notices are) goes to the log file; the terminal
+    shows one line pointing to it."""
+    import logging
+
+    from lagduel.cli import main as group
+
+    @group.command("emit-warning", hidden=True)
+    def emit_warning() -> None:
+        logging.getLogger("lagduel.librdkafka").warning("GETPID Failed to acquire idempotence PID")
+
+    try:
+        res = cli.invoke(group, ["emit-warning"])
+    finally:
+        group.commands.pop("emit-warning")
+    assert res.exit_code == 0
+    assert "GETPID" not in res.output
+    assert "1 warning(s) logged: " in res.output
+    log = Path(res.output.strip().rsplit(": ", 1)[1])
+    assert "GETPID Failed to acquire idempotence PID" in log.read_text()
