@@ -3,7 +3,6 @@ status a CI job can gate on."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 
@@ -15,13 +14,14 @@ from rich.table import Table
 
 from load.backend_run import DuelPlan, Live as BackendLive
 from load.cluster import ClusterUnavailable
-from load.duel import EXIT_ERROR, EXIT_INSTRUMENT, EXIT_SLO, exit_status, run_duel
+from load.duel import EXIT_ERROR, EXIT_INSTRUMENT, EXIT_SLO, DuelInterrupted, exit_status, run_duel
 from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
 from load.slo import SLO_HELP, Slo, SloError, parse_slo
 from pipeline.backends import BACKENDS, UnknownBackend
 from pipeline.topology import TopologyError, load_topology
 
+from lagduel.interrupts import Interrupted, run_until_interrupted
 from lagduel.kafka_cmd import serving_kafka
 from lagduel.load_cmd import load_options
 
@@ -112,7 +112,8 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     processing clearly less than its modeled capacity. No winner is drawn from such a run.
 
     \b
-    Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed, 4 a backend was instrument-bound.
+    Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed, 4 a backend was instrument-bound,
+    130 interrupted (Ctrl-C or SIGTERM: the backends are stopped, the finished runs reported).
     """
     names = [b.strip() for b in backends.split(",") if b.strip()]
     if len(set(names)) != len(names):
@@ -146,10 +147,12 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
                 lives[(v.backend, v.repeat)] = v
                 live.update(_table(lives))
             try:
-                folder = asyncio.run(run_duel(names, topology, settings, plan, out, kafka.version, on_live=show,
-                                              slos=slos))
+                folder = run_until_interrupted(run_duel(names, topology, settings, plan, out, kafka.version,
+                                                        on_live=show, slos=slos))
             except (UnknownBackend, ClusterUnavailable) as exc:
                 raise click.ClickException(str(exc)) from None
+            except DuelInterrupted as exc:
+                raise Interrupted(f"{exc}; every process this run started was stopped") from None
     console.print((folder / "summary.md").read_text())
     console.print(f"report: {folder / 'report.html'}")
     summary = read_summary(folder)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
+from lagduel.interrupts import run_until_interrupted
 from lagduel.kafka_cmd import serving_kafka
 from lagduel.topology_arg import topology_from
 
@@ -56,7 +56,7 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
     console = Console(stderr=True)
     with serving_kafka(bootstrap) as (kafka, settings):
         console.print(f"Kafka at {kafka.bootstrap} ({kafka.origin})" + (f"; broker log: {kafka.log_path}" if kafka.log_path else ""))
-        result = asyncio.run(_run(backend_name, topology, settings, count,
+        result = run_until_interrupted(_run(backend_name, topology, settings, count,
                                   OrderFactory(seed, invalid_share, record_bytes), timeout_s, console))
     _report(result, backend_name)
 

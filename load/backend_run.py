@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,8 +155,13 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
             load_plan = LoadPlan(topology, run_id, plan.profile, plan.seed, plan.invalid_share, plan.record_bytes,
                                  plan.workers, late_threshold_ms=plan.late_threshold_ms,
                                  max_p99_lateness_ms=2 * plan.late_threshold_ms)
+            cancelled = threading.Event()
             try:
-                result = await asyncio.to_thread(run_load, load_plan, settings, progressed, 0.3, started)
+                try:
+                    result = await asyncio.to_thread(run_load, load_plan, settings, progressed, 0.3, started, cancelled)
+                except asyncio.CancelledError:
+                    cancelled.set()  # the load's thread cannot be cancelled: tell it to stop its workers
+                    raise
                 acked[0] = result.acked
                 live.phase = "drain"
                 drained, drain_s = await _drain(sink, samples, result.acked, plan.drain_timeout_s)

@@ -4,6 +4,7 @@ and the run folder."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -34,6 +35,14 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SLO, EXIT_INSTRUMENT = 0, 1, 2, 3, 4
 
 
+class DuelInterrupted(Exception):
+    """The duel was interrupted; the run folder holds the backends that finished."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"interrupted; the report of the completed runs is in {folder}")
+        self.folder = folder
+
+
 def new_run_id() -> str:
     return "d" + time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
 
@@ -46,6 +55,8 @@ async def run_duel(backends: list[str], base: Topology, settings: KafkaSettings,
     run_id = run_id or new_run_id()
     runs: dict[str, list[BackendRun]] = {}
     unavailable: dict[str, str] = {}
+    interrupted: asyncio.CancelledError | None = None
+    incomplete: dict[str, str] = {}
     for repeat, name in interleaved_order(backends, plan.repeats, plan.seed):
         if name in unavailable:
             continue
@@ -53,18 +64,31 @@ async def run_duel(backends: list[str], base: Topology, settings: KafkaSettings,
             runs.setdefault(name, []).append(await run_backend(name, base, settings, plan, run_id, on_live, repeat))
         except UnknownBackend as exc:
             unavailable[name] = str(exc)
+        except asyncio.CancelledError as exc:  # SIGINT/SIGTERM: keep what was measured so far
+            interrupted = exc
+            break
         except Exception as exc:  # one backend failing must not cost the others' results
             log.exception("backend %s failed", name)
             unavailable[name] = f"failed during the run: {type(exc).__name__}: {exc}"
+    if interrupted is not None:
+        for name in backends:
+            done = len(runs.get(name, []))
+            if name not in unavailable and done < plan.repeats:
+                (unavailable if not done else incomplete)[name] = f"interrupted after {done} of {plan.repeats} run(s)"
     runs = {b: sorted(rs, key=lambda r: r.repeat) for b, rs in runs.items() if b not in unavailable and rs}
     if not runs:
+        if interrupted is not None:
+            raise interrupted
         raise UnknownBackend("no backend could run: " + "; ".join(unavailable.values()))
     summary = build_summary(run_id, base, plan, runs, unavailable, rules, kafka_version, slos, thresholds)
+    summary["interrupted"] = summary["manifest"]["interrupted"] = incomplete
     series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": [asdict(c) for c in rs[0].cpu]}
               for b, rs in runs.items()}
     folder = out / run_id
     write_run(folder, summary["manifest"], runs, summary, render_html(template_args(summary, series)),
               run_markdown(summary))
+    if interrupted is not None:
+        raise DuelInterrupted(folder) from interrupted
     return folder
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from pipeline.kafka import KafkaSettings
 
 class GeneratorFailed(RuntimeError):
     pass
+
+
+class GeneratorCancelled(GeneratorFailed):
+    """The run was interrupted (SIGINT/SIGTERM): the workers were stopped."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,10 @@ def _worker_main(plan: LoadPlan, settings: KafkaSettings, worker: int, ready: An
 
 def run_load(plan: LoadPlan, settings: KafkaSettings,
              on_progress: Callable[[LoadProgress], None] | None = None, lead_in_s: float = 0.3,
-             on_start: Callable[[float], None] | None = None) -> LoadResult:
-    """Run the plan to the end; calls `on_progress` about 4 times a second."""
+             on_start: Callable[[float], None] | None = None,
+             cancelled: threading.Event | None = None) -> LoadResult:
+    """Run the plan to the end; calls `on_progress` about 4 times a second. Setting `cancelled` (an interrupted
+    run) kills the workers and raises GeneratorCancelled."""
     ctx = mp.get_context("spawn")  # no fork: the parent runs librdkafka threads
     ready, results = ctx.Queue(), ctx.Queue()
     starts = [ctx.Queue() for _ in range(plan.workers)]
@@ -114,6 +121,8 @@ def run_load(plan: LoadPlan, settings: KafkaSettings,
             q.put(start_wall)
         done: list[WorkerResult] = []
         while len(done) < len(procs):
+            if cancelled is not None and cancelled.is_set():
+                raise GeneratorCancelled("the load was interrupted")
             try:
                 done.append(results.get(timeout=0.25))
             except queue.Empty:
@@ -123,7 +132,7 @@ def run_load(plan: LoadPlan, settings: KafkaSettings,
                 on_progress(_progress(progress, plan.workers, start_wall, cumulative))
     finally:
         for p in procs:
-            p.join(timeout=5)
+            p.join(timeout=0 if cancelled is not None and cancelled.is_set() else 5)
             if p.is_alive():
                 p.kill()
     crashed = [e for r in done for e in r.errors if "crashed" in e]

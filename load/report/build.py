@@ -121,6 +121,7 @@ def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) ->
         "confidence": "1 run: no confidence interval" if repeats == 1 else
                       f"{repeats} runs per backend: median (min–max{'; bootstrap 95 % CI of the median' if repeats >= 3 else ''})",
         "backends": list(backends), "unavailable": summary.get("unavailable", {}),
+        "interrupted": summary.get("interrupted", {}),
         "bound": {b: s["instrument"]["reasons"] for b, s in backends.items() if s["instrument"]["bound"]},
         "rows": table(summary), "fairness": summary["fairness"],
         "figures_json": json.dumps(figures(series, summary["stages"], spike, backends)),

@@ -50,6 +50,8 @@ def run_markdown(summary: dict[str, Any]) -> str:
                          + (f", {x['note']}" if x["note"] else "") + ")")
     for b, why in summary.get("unavailable", {}).items():
         lines.append(f"- {b}: not run ({why})")
+    for b, why in summary.get("interrupted", {}).items():
+        lines.append(f"- {b}: {why}; the table holds the finished runs only")
     return "\n".join(lines) + "\n"
 
 

@@ -43,7 +43,11 @@ class NativeBackend:
                 argv = python_module("pipeline.native.worker", str(spec), self.settings.bootstrap_servers, str(ready))
                 self._procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                                     stdin=subprocess.DEVNULL, start_new_session=True))
-        await self._wait_ready()
+        try:
+            await self._wait_ready()
+        except BaseException:  # cancelled (an interrupted run) or failed: no worker outlives us
+            await self._stop_workers()
+            raise
         return self
 
     async def _wait_ready(self) -> None:

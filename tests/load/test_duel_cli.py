@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,3 +114,35 @@ def test_compare_refuses_what_is_not_a_run_summary(tmp_path: Path) -> None:
     for name in ("a.json", "b.json"):
         res = CliRunner().invoke(main, ["compare", str(tmp_path / name), str(tmp_path / name)])
         assert res.exit_code == 1 and "not a lagduel run summary" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.kafka
+def test_sigterm_stops_every_process_and_keeps_the_finished_runs(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    import psutil
+
+    argv = [sys.executable, "-m", "lagduel", "duel", "--backends", "native", "--repeat", "2", "--profile",
+            "constant:rate=20", "--duration", "8", "--settle", "1", "--bootstrap", kafka_settings.bootstrap_servers,
+            "--out", str(tmp_path)]
+    duel = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    me = psutil.Process(duel.pid)
+    deadline = time.monotonic() + 180
+    seen: dict[int, psutil.Process] = {}
+    while len(seen) < 2:  # the second run's worker is up: the first run is complete
+        assert time.monotonic() < deadline and duel.poll() is None, "the duel never reached its second run"
+        for p in me.children(recursive=True):
+            try:
+                if "pipeline.native.worker" in " ".join(p.cmdline()):
+                    seen.setdefault(p.pid, p)
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.2)
+    started = list(seen.values())
+    duel.terminate()
+    _, err = duel.communicate(timeout=90)
+    assert duel.returncode == 130, err[-2000:]
+    assert "every process this run started was stopped" in err
+    gone, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    summary = _summary(tmp_path)
+    assert summary["interrupted"] == {"native": "interrupted after 1 of 2 run(s)"}
+    assert summary["backends"]["native"]["sink"]["lost"] == 0  # the finished run is reported in full

@@ -1,0 +1,31 @@
+"""Ctrl-C and SIGTERM stop a run cleanly: the running task is cancelled, so every backend's context manager
+stops the processes it started (replicas, connectors, workers) and the duel keeps what it measured."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+class Interrupted(click.ClickException):
+    exit_code = EXIT_INTERRUPTED
+
+
+def run_until_interrupted(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run with SIGTERM treated as SIGINT (asyncio cancels the main task on SIGINT, then raises
+    KeyboardInterrupt once it has unwound)."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: every process this run started was stopped") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
