@@ -74,6 +74,22 @@ def down() -> None:
 
 
 @kafka.command()
+def restart() -> None:
+    """Restart the background broker in place: same port and data, so topics, records and committed offsets
+    survive. Running pipelines see a broker restart, as on a cluster."""
+    env = read_environment()
+    state = BackgroundBroker.read(env)
+    if state is None:
+        raise click.ClickException("no background broker is running: start one with `lagduel kafka up`")
+    started = time.monotonic()
+    try:
+        state = state.restart(env)
+    except BrokerError as exc:
+        raise broker_failure(exc) from None
+    click.echo(f"restarted Kafka at {state.bootstrap} (pid {state.pid}) in {time.monotonic() - started:.1f} s", err=True)
+
+
+@kafka.command()
 @click.option("--bootstrap", envvar="LAGDUEL_BOOTSTRAP", help="Kafka to inspect (default: the background broker).")
 def status(bootstrap: str | None) -> None:
     """Show the broker's version, topics and consumer groups."""

@@ -48,6 +48,9 @@ class BackgroundBroker:
     version: str
     log: str
     workdir: str
+    libs: str = ""
+    port: int = 0
+    controller_port: int = 0
 
     @staticmethod
     def state_file(env: Environment) -> Path:
@@ -70,6 +73,18 @@ class BackgroundBroker:
         stop_process_group(self.pid)
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.state_file(env).unlink(missing_ok=True)
+
+    def restart(self, env: Environment) -> BackgroundBroker:
+        """The same broker stopped and started again: same port, same data (a broker restart in a run)."""
+        if not self.libs or not self.port:
+            raise BrokerError("this background broker predates restarts: `lagduel kafka down`, then `up` again")
+        broker = EmbeddedKafka(Path(self.libs), Path(self.workdir), java=env.java, port=self.port,
+                               controller_port=self.controller_port, pid=self.pid).restart()
+        assert broker.pid is not None
+        state = BackgroundBroker(broker.pid, self.bootstrap, self.version, self.log, self.workdir, self.libs,
+                                 self.port, self.controller_port)
+        state.write(env)
+        return state
 
 
 def start_embedded(env: Environment, workdir: Path) -> EmbeddedKafka:
@@ -157,6 +172,7 @@ def run_background(env: Environment) -> BackgroundBroker:
     shutil.rmtree(workdir, ignore_errors=True)
     broker = start_embedded(env, workdir)
     assert broker.pid is not None
-    state = BackgroundBroker(broker.pid, broker.bootstrap, version_of(broker.libs) or "?", str(broker.log_path), str(workdir))
+    state = BackgroundBroker(broker.pid, broker.bootstrap, version_of(broker.libs) or "?", str(broker.log_path),
+                             str(workdir), str(broker.libs), broker.port, broker.controller_port)
     state.write(env)
     return state

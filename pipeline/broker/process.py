@@ -118,20 +118,33 @@ class EmbeddedKafka:
         props.write_text(_SERVER_PROPERTIES.format(port=self.port, controller=self.controller_port, data=self.data_dir))
         log4j = self.workdir / "log4j2.properties"
         log4j.write_bytes(resources.files("pipeline.broker").joinpath("log4j2.properties").read_bytes())
-        jvm = [
-            self.java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", f"-Djava.io.tmpdir={self.workdir}",
-            "-cp", f"{self.libs}/*",
-        ]
         with self.log_path.open("wb") as log:
             # `--cluster-id=ID` in one word: a URL-safe base64 id may begin with "-" and read as an option.
-            fmt = subprocess.run([*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
+            fmt = subprocess.run([*self._jvm(), "kafka.tools.StorageTool", "format", f"--cluster-id={new_cluster_id()}",
                                   "-c", str(props), "--ignore-formatted"], stdout=log, stderr=subprocess.STDOUT,
                                  timeout=120)
         if fmt.returncode != 0:
             raise self._failure("formatting the broker's storage failed")
+        self._launch()
+
+    def restart(self) -> EmbeddedKafka:
+        """Stop the broker (SIGTERM: a clean shutdown) and start it again on the same ports and data directory,
+        as a broker restart on a cluster does: topics, records and committed offsets survive."""
+        if not self.port or not (self.workdir / "server.properties").exists():
+            raise BrokerError("the broker was never started, so there is nothing to restart", self.log_path, "")
+        self.stop()
+        self._launch()
+        return self
+
+    def _jvm(self) -> list[str]:
+        return [self.java, f"-Xms{self.heap}", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+                f"-Djava.io.tmpdir={self.workdir}", "-cp", f"{self.libs}/*"]
+
+    def _launch(self) -> None:
+        props = self.workdir / "server.properties"
         with self.log_path.open("ab") as log:
-            self._proc = subprocess.Popen([*jvm, "kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,
+            self._proc = subprocess.Popen([*self._jvm(), "kafka.Kafka", str(props)], stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self._proc.pid
         self._wait_until_serving()

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from confluent_kafka import Producer
 
 from lagduel.cli import main
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.settings import read_environment
 
 
@@ -46,6 +48,11 @@ def test_status_without_a_broker_says_what_to_do(cli: CliRunner) -> None:
     assert res.exit_code == 1 and "lagduel kafka up" in res.output
 
 
+def test_restart_without_a_broker_says_what_to_do(cli: CliRunner) -> None:
+    res = cli.invoke(main, ["kafka", "restart"])
+    assert res.exit_code == 1 and "lagduel kafka up" in res.output
+
+
 def test_down_without_a_broker_is_harmless(cli: CliRunner) -> None:
     res = cli.invoke(main, ["kafka", "down"])
     assert res.exit_code == 0 and "no background broker" in res.output
@@ -68,6 +75,14 @@ def test_kafka_up_status_down(cli: CliRunner) -> None:
         assert again.stdout.strip().splitlines()[0] == bootstrap
         status = cli.invoke(main, ["kafka", "status"])
         assert status.exit_code == 0 and "version:   4.1" in status.output and bootstrap in status.output
+        settings = KafkaSettings(bootstrap)
+        create_topics(settings, ["kept"], 1)
+        producer = Producer(settings.producer())
+        producer.produce("kept", b"survives a restart")
+        assert producer.flush(10) == 0
+        restarted = cli.invoke(main, ["kafka", "restart"])
+        assert restarted.exit_code == 0 and f"restarted Kafka at {bootstrap}" in restarted.output, restarted.output
+        assert OffsetReader(settings).read(["kept"], []).ends["kept"].tolist() == [1]  # same port, same data
     finally:
         down = cli.invoke(main, ["kafka", "down"])
     assert down.exit_code == 0 and "stopped Kafka" in down.output
