@@ -7,6 +7,7 @@ Negative values (clock skew between hosts) are counted, not dropped (OMB drops t
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -20,6 +21,8 @@ from load import histograms
 from load.completeness import Completeness
 from pipeline import events
 from pipeline.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,8 +106,9 @@ class SinkReader:
         """Account for one record read at wall time `now`."""
         try:
             event = events.from_kafka(key, value, headers)
-        except events.EventError:
+        except Exception as exc:  # noqa: BLE001 - one undecodable record must never stop the sink reader
             self.foreign += 1
+            log.debug("sink: undecodable record on %s: %s", topic, exc)
             return
         book = events.bookkeeping_of(event)
         if book is None or book.run_id != self.run_id:

@@ -37,11 +37,12 @@ def test_sink_accounts_records_by_bookkeeping() -> None:
     other = order_event(topo, "other-run", 9, 0, factory.order(9)[0])
     sink.handle("out", other.key, other.value, other.headers, now)
     sink.handle("out", b"k", b"not a cloudevent", [], now)
+    sink.handle("dlq", b"k", b"[]", [("content-type", b"application/cloudevents+json")], now)  # poison: counted
     r = sink.report(sent=5)
     assert r["lost"] == 1 and r["lost_examples"] == [2]
     assert r["duplicated"] == 2
     assert r["dead_letter_reasons"] == {"currency": 1}
-    assert r["foreign"] == 2
+    assert r["foreign"] == 3
     assert r["e2e_ms"]["count"] == 6
     assert 495 <= r["e2e_ms"]["max"] <= 501  # 0.5 s minus the seq offsets
 
