@@ -1,10 +1,19 @@
-"""The Faust app: one agent per stage, each a thin loop around the pure stage function."""
+"""The Faust app: one agent per stage, each a thin loop around the pure stage function.
+
+At-least-once, as on every backend: an input event is acknowledged to Faust, and so becomes
+committable, only when the broker acknowledged its output. Sends are not awaited one by one: the
+agent takes the stream in small batches, hands each output to the producer and goes on; each
+output's delivery acknowledges its input. Faust commits, per partition, the offset below the first
+event not yet acknowledged, so an output still in flight holds the commit back whatever completes
+after it; a failed output stops the worker with its input uncommitted, so a restart takes it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import faust
 
@@ -14,10 +23,18 @@ from pipeline.topology import Stage, Topology
 
 log = logging.getLogger("lagduel.native")
 
+TAKE_MAX = 500
+"""Events the agent takes from its stream at a time: Faust hands over a batch far more cheaply than
+event by event."""
+TAKE_WITHIN_S = 0.002
+"""How long a batch waits to fill: the most it adds to an event's latency when the stream is slow."""
+LINGER_S = 0.005
+"""The producer's linger, as every other lagduel producer's (`KafkaSettings.linger_ms`)."""
+
 
 def agent_concurrency(stage: Stage) -> int:
     """In-flight events per agent: the serverless backends' full capacity (concurrency × max replicas),
-    so the baseline is not handicapped; it also hides the wait for each output's broker ack."""
+    so the baseline is not handicapped."""
     return stage.concurrency * stage.max_replicas
 
 
@@ -35,6 +52,7 @@ def build_app(topology: Topology, bootstrap: str, on_started: Callable[[], None]
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_linger=LINGER_S,
         topic_replication_factor=topology.replication_factor,
         topic_partitions=topology.partitions,
     )
@@ -50,41 +68,74 @@ def build_app(topology: Topology, bootstrap: str, on_started: Callable[[], None]
 
 def _add_agent(app: faust.App, stage: Stage, dlq: faust.TopicT, source: str) -> None:
     inbound = app.topic(stage.input.topic, value_serializer="raw", key_serializer="raw")
-    outbound = app.topic(stage.output.topic, value_serializer="raw", key_serializer="raw")
     fn = STAGES[stage.function]
     stage_source = f"{source}/{stage.name}"
+    out_topic, dlq_topic = stage.output.topic, dlq.get_topic_name()
+    in_flight = asyncio.Semaphore(agent_concurrency(stage))
+    tasks: set[asyncio.Task[None]] = set()  # referenced until done, as asyncio requires
 
-    async def send(topic: faust.TopicT, event: events.CloudEvent) -> None:
+    def acknowledge(record: faust.EventT) -> Callable[[asyncio.Future[Any]], None]:
+        def on_delivery(fut: asyncio.Future[Any]) -> None:
+            exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+            if exc is None:
+                record.ack()
+                return
+            log.error("stage %s: output not acknowledged, stopping with its input uncommitted: %r", stage.name, exc)
+            asyncio.ensure_future(app.crash(exc))
+        return on_delivery
+
+    async def send(topic: str, event: events.CloudEvent, record: faust.EventT) -> None:
         rec = events.to_kafka(event, "binary")
-        # Wait for the broker's ack: Faust commits the input offset once this agent moves on.
-        fut = await topic.send(key=rec.key, value=rec.value, headers=rec.headers)
-        await fut
+        delivery = await app.producer.send(topic, rec.key, rec.value, None, None, rec.headers)
+        delivery.add_done_callback(acknowledge(record))  # type: ignore[attr-defined]
+
+    async def handle(record: faust.EventT) -> None:
+        msg = record.message
+        try:
+            event = events.from_kafka(msg.key, msg.value, _headers(msg.headers))
+            if event.get_type() != stage.input.type:
+                raise events.EventError(f"stage {stage.name} takes {stage.input.type!r}, not {event.get_type()!r}")
+            result = fn(events.data_of(event))
+        except events.EventError as exc:
+            # Not a CloudEvent at all: wrap the raw bytes so the dead letter still carries them.
+            wrapped = events.new_event("dev.lagduel.invalid", stage_source, {"raw": (msg.value or b"")[:1024].decode("utf-8", "replace")})
+            await send(dlq_topic, events.dead_letter(wrapped, stage.name, str(exc)), record)
+            return
+        if stage.latency_s:
+            await asyncio.sleep(stage.latency_s)
+        if isinstance(result, Emit):
+            await send(out_topic, events.successor(event, stage.output.type, stage_source, result.data), record)
+        elif isinstance(result, Rejected):
+            await send(dlq_topic, events.dead_letter(event, stage.name, result.reason), record)
+        else:  # filtered: nothing goes on, nothing to wait for
+            record.ack()
+
+    async def handle_in_flight(record: faust.EventT) -> None:
+        try:
+            await handle(record)
+        except Exception as exc:  # an unacknowledged input must not go unnoticed
+            log.exception("stage %s: handling an event failed", stage.name)
+            await app.crash(exc)
+        finally:
+            in_flight.release()
 
     async def agent(stream: faust.StreamT) -> None:
-        async for record in stream.events():
-            msg = record.message
-            try:
-                event = events.from_kafka(msg.key, msg.value, _headers(msg.headers))
-                if event.get_type() != stage.input.type:
-                    raise events.EventError(f"stage {stage.name} takes {stage.input.type!r}, not {event.get_type()!r}")
-                result = fn(events.data_of(event))
-            except events.EventError as exc:
-                # Not a CloudEvent at all: wrap the raw bytes so the dead letter still carries them.
-                wrapped = events.new_event("dev.lagduel.invalid", stage_source, {"raw": (msg.value or b"")[:1024].decode("utf-8", "replace")})
-                await send(dlq, events.dead_letter(wrapped, stage.name, str(exc)))
-                continue
-            if stage.latency_s:
-                await asyncio.sleep(stage.latency_s)
-            if isinstance(result, Emit):
-                await send(outbound, events.successor(event, stage.output.type, stage_source, result.data))
-            elif isinstance(result, Rejected):
-                await send(dlq, events.dead_letter(event, stage.name, result.reason))
+        async for batch in stream.noack_take(TAKE_MAX, within=TAKE_WITHIN_S):
+            for record in batch:
+                if stage.latency_s:  # the emulated downstream call: up to agent_concurrency() at once
+                    await in_flight.acquire()
+                    task = asyncio.create_task(handle_in_flight(record))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    await handle(record)
 
     agent.__name__ = agent.__qualname__ = f"stage_{stage.name}"
-    app.agent(inbound, name=f"stage-{stage.name}", concurrency=agent_concurrency(stage))(agent)
+    app.agent(inbound, name=f"stage-{stage.name}")(agent)
 
 
 def _headers(headers: object) -> list[tuple[str, bytes]]:
     if isinstance(headers, dict):
         return list(headers.items())
     return list(headers or [])
+
