@@ -214,8 +214,14 @@ class KafkaDispatcher:
             self._spawn(self._handle_ordered(tp, queue.popleft()))
 
     async def _handle_ordered(self, tp: tuple[str, int], msg: Message) -> None:
+        """One partition's records one after the other, in one task (no task and loop turn per record)."""
         try:
-            await self._handle(msg)
+            while True:
+                await self._handle(msg)
+                queue = self._queues.get(tp)
+                if not queue or self._stopping.is_set():
+                    break
+                msg = queue.popleft()
         finally:
             self._busy.discard(tp)
             self._kick(tp)
