@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import uvloop
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from functions import STAGES, Emit
@@ -86,7 +87,7 @@ def measure_backend(name: str, settings: KafkaSettings, topology: Topology, part
         async with make_backend(name, t, settings, **(options or {})):
             return await asyncio.to_thread(steady_rate, settings, [stage.output.topic], HOP_EVENTS)
 
-    return asyncio.run(go())
+    return uvloop.run(go())
 
 
 HOPS: dict[str, Callable[[KafkaSettings, Topology, int], float]] = {
