@@ -66,6 +66,11 @@ class Backend(Protocol):
 
     def status(self) -> list[StageStatus]: ...
 
+    def kill_replica(self, stage: str) -> str | None:
+        """SIGKILL one ready replica of the stage (a crashed pod; the native baseline: a worker), as a fault
+        scenario does; returns its name, None when no replica is ready."""
+        ...
+
     def settings_in_force(self) -> dict[str, Any]:
         """The autoscaler and delivery settings the backend runs with, for the run manifest."""
         ...

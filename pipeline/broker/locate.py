@@ -26,6 +26,8 @@ class Kafka:
     version: str | None = None
     log_path: Path | None = None
     _close: Callable[[], None] | None = None
+    restart: Callable[[], object] | None = None
+    """Stop and start the broker on the same port and data (None: not a broker lagduel runs)."""
 
     def close(self) -> None:
         if self._close:
@@ -110,13 +112,20 @@ def open_kafka(env: Environment, bootstrap: str | None = None) -> Kafka:
         return Kafka(explicit, "given bootstrap")
     background = BackgroundBroker.read(env)
     if background:
-        return Kafka(background.bootstrap, "lagduel kafka up", background.version, Path(background.log))
+        current = [background]
+
+        def restart_background() -> None:  # each restart leaves a new pid behind: the next one stops that
+            current[0] = current[0].restart(env)
+
+        return Kafka(background.bootstrap, "lagduel kafka up", background.version, Path(background.log),
+                     restart=restart_background)
     errors: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="lagduel-kafka-"))
     try:
         broker = start_embedded(env, workdir)
         return Kafka(broker.bootstrap, "embedded", version_of(broker.libs), broker.log_path,
-                     lambda: (broker.stop(), shutil.rmtree(workdir, ignore_errors=True)))
+                     lambda: (broker.stop(), shutil.rmtree(workdir, ignore_errors=True)),
+                     restart=broker.restart)
     except BrokerError as exc:
         if "Java is not installed" not in exc.cause and "Maven (mvn) is not installed" not in exc.cause:
             raise

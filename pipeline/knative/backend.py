@@ -173,6 +173,11 @@ class KnativeBackend:
         t0, n0 = samples[0]
         return (matched - n0) / (now - t0) if now - t0 > 0.2 else 0.0
 
+    def kill_replica(self, stage: str) -> str | None:
+        """SIGKILL one ready replica of the stage (a fault scenario); it is reaped and replaced like any crash."""
+        victim = self.revisions[stage].kill_one()
+        return victim.name if victim else None
+
     def settings_in_force(self) -> dict[str, Any]:
         t, emu = self.topology, self.topology.emulation
         return {

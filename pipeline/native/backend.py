@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -17,6 +20,8 @@ from pipeline.native.app import agent_concurrency, app_id
 from pipeline.replicas import python_module
 from pipeline.topology import Topology
 
+log = logging.getLogger("lagduel.native")
+
 
 class NativeBackend:
     name = "native"
@@ -29,26 +34,50 @@ class NativeBackend:
         self.start_timeout_s = start_timeout_s
         self._dir = Path(tempfile.mkdtemp(prefix="lagduel-native-"))
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+        self.restarts = 0
 
     @property
     def log_path(self) -> Path:
         return self._dir / "workers.log"
 
     async def __aenter__(self) -> NativeBackend:
-        spec = self._dir / "topology.json"
-        spec.write_text(self.topology.model_dump_json())
-        with self.log_path.open("ab") as log:
-            for i in range(self.workers):
-                ready = self._dir / f"ready-{i}"
-                argv = python_module("pipeline.native.worker", str(spec), self.settings.bootstrap_servers, str(ready))
-                self._procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                    stdin=subprocess.DEVNULL, start_new_session=True))
+        (self._dir / "topology.json").write_text(self.topology.model_dump_json())
+        self._procs = [self._spawn(i) for i in range(self.workers)]
         try:
             await self._wait_ready()
         except BaseException:  # cancelled (an interrupted run) or failed: no worker outlives us
             await self._stop_workers()
             raise
+        self._supervisor = asyncio.create_task(self._supervise())
         return self
+
+    def _spawn(self, i: int) -> subprocess.Popen[bytes]:
+        """Worker i; its Faust data directory lands in the backend's scratch folder, not the user's CWD."""
+        argv = python_module("pipeline.native.worker", str(self._dir / "topology.json"), self.settings.bootstrap_servers,
+                             str(self._dir / f"ready-{i}"))
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self._dir)
+
+    async def _supervise(self) -> None:
+        """A crashed worker is replaced, as a Deployment replaces a crashed pod; its group redelivers what it
+        had not committed."""
+        while True:
+            await asyncio.sleep(0.5)
+            for i, proc in enumerate(self._procs):
+                if proc.poll() is not None:
+                    log.warning("native worker %d exited (code %s); starting a new one", i, proc.returncode)
+                    self.restarts += 1
+                    self._procs[i] = self._spawn(i)
+
+    def kill_replica(self, stage: str) -> str | None:
+        """SIGKILL a worker (it runs every stage); the supervisor starts a new one."""
+        for i, proc in enumerate(self._procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                return f"native-worker-{i}"
+        return None
 
     async def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -64,6 +93,8 @@ class NativeBackend:
         raise TimeoutError(f"native workers not ready within {self.start_timeout_s:.0f} s; log: {self.log_path}")
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
         await self._stop_workers()
         if not any(exc):  # keep the workers' log when something went wrong
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -83,7 +114,8 @@ class NativeBackend:
 
     def status(self) -> list[StageStatus]:
         alive = sum(1 for p in self._procs if p.poll() is None)
-        return [StageStatus(s.name, self.workers, alive, slots=alive * agent_concurrency(s)) for s in self.topology.stages]
+        return [StageStatus(s.name, self.workers, alive, slots=alive * agent_concurrency(s),
+                            extra={"worker_restarts": float(self.restarts)}) for s in self.topology.stages]
 
     def settings_in_force(self) -> dict[str, Any]:
         return {"workers": self.workers, "agent_concurrency": {s.name: agent_concurrency(s) for s in self.topology.stages},

@@ -249,6 +249,11 @@ class OpenFaasBackend:
                 cold_starts=r.cold_starts, processed=m.processed if m else 0, extra=extra))
         return out
 
+    def kill_replica(self, stage: str) -> str | None:
+        """SIGKILL one ready replica of the stage (a fault scenario); it is reaped and replaced like any crash."""
+        victim = self.replicas[stage].kill_one()
+        return victim.name if victim else None
+
     def settings_in_force(self) -> dict[str, Any]:
         emu = self.topology.emulation
         return {
