@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +53,7 @@ def _item_problem(item: Any) -> str | None:
     if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
         return f"qty: {qty!r} is not a positive integer"
     price = item.get("price")
-    if not isinstance(price, (int, float)) or isinstance(price, bool) or price < 0:
+    if not isinstance(price, (int, float)) or isinstance(price, bool) or not math.isfinite(price) or price < 0:
         return f"price: {price!r} is not a non-negative number"
     return None
 

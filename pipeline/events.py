@@ -24,7 +24,7 @@ from cloudevents.core.v1.event import CloudEvent
 __all__ = [
     "Bookkeeping", "CloudEvent", "EventError", "KafkaRecord", "Mode",
     "new_event", "successor", "dead_letter", "bookkeeping_of", "data_of", "rejection_reason",
-    "to_kafka", "from_kafka", "is_cloudevent_record", "to_http", "from_http", "BinaryRecordTemplate",
+    "to_kafka", "from_kafka", "poison_record", "is_cloudevent_record", "to_http", "from_http", "BinaryRecordTemplate",
 ]
 
 Mode = Literal["binary", "structured"]
@@ -163,16 +163,47 @@ def is_cloudevent_record(headers: Iterable[tuple[str, bytes | str | None]] | Non
 
 
 def from_kafka(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | str | None]] | None) -> CloudEvent:
+    """The record's CloudEvent; any malformed input raises EventError (never another exception type)."""
     h = _header_dict(headers)
     msg = ce_kafka.KafkaMessage(headers=h, key=key, value=value or b"")
     try:
         if "ce_specversion" in h:
             return ce_kafka.from_binary(msg, _FORMAT, CloudEvent)
         if h.get("content-type", b"").startswith(b"application/cloudevents"):
+            _check_structured(value or b"")
             return ce_kafka.from_structured(msg, _FORMAT, CloudEvent)
-    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
-        raise EventError(f"malformed CloudEvent record: {exc}") from None
+    except EventError:
+        raise
+    except Exception as exc:  # the SDK raises whatever its parser meets (AttributeError on a JSON array, ...)
+        raise EventError(f"malformed CloudEvent record: {type(exc).__name__}: {exc}") from None
     raise EventError("record is not a CloudEvent (no ce_specversion header, no structured content type)")
+
+
+def _check_structured(body: bytes) -> None:
+    """A structured CloudEvent is a JSON object with `specversion` 1.0 (the SDK assumes 1.0 when it is absent)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"malformed CloudEvent: structured body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EventError(f"malformed CloudEvent: structured body must be a JSON object, got {type(doc).__name__}")
+    if doc.get("specversion") != "1.0":
+        raise EventError(f"malformed CloudEvent: specversion is {doc.get('specversion')!r}, not '1.0'")
+
+
+def poison_record(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | str | None]] | None,
+                  stage: str, reason: str, max_value: int = 64 * 1024) -> KafkaRecord:
+    """The dead letter of a record that could not be handled as an event (undecodable, too large to produce):
+    its original headers (the bookkeeping of a binary event included), key and bytes, at most `max_value`
+    of them, plus `ldstage`/`ldreason` headers; the dead letter itself always fits the broker's limit."""
+    raw = value or b""
+    kept = [(n, v if isinstance(v, bytes) else v.encode()) for n, v in headers or () if v is not None
+            and n not in (STAGE, REASON, "ldtruncated")]
+    kept = [(n, v) for n, v in kept if len(v) <= 4096][:64]
+    kept += [(STAGE, stage.encode()), (REASON, reason[:1024].encode())]
+    if len(raw) > max_value:
+        kept.append(("ldtruncated", b"%d" % len(raw)))
+    return KafkaRecord(key if key is None or len(key) <= 4096 else key[:4096], raw[:max_value], kept)
 
 
 class BinaryRecordTemplate:
@@ -210,6 +241,10 @@ def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     if "ce-specversion" not in h and not structured:
         raise EventError("request is not a CloudEvent: no ce-specversion header and no application/cloudevents+json body")
     try:
+        if structured and "ce-specversion" not in h:
+            _check_structured(body)
         return ce_http.from_http(ce_http.HTTPMessage(headers=h, body=body), _FORMAT, CloudEvent)
-    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
-        raise EventError(f"malformed CloudEvent: {exc}") from None
+    except EventError:
+        raise
+    except Exception as exc:  # the SDK raises whatever its parser meets (AttributeError on a JSON array, ...)
+        raise EventError(f"malformed CloudEvent: {type(exc).__name__}: {exc}") from None

@@ -63,10 +63,27 @@ def test_rejection_reason_from_a_knative_dispatcher_extension() -> None:
     ({"content-type": "application/json"}, b"{}", "not a CloudEvent"),
     ({"ce-specversion": "1.0", "ce-type": "t"}, b"{}", "malformed CloudEvent"),
     ({"content-type": "application/cloudevents+json"}, b"{not json", "malformed CloudEvent"),
+    ({"content-type": "application/cloudevents+json"}, b"[]", "must be a JSON object"),
+    ({"content-type": "application/cloudevents+json"}, b'"x"', "must be a JSON object"),
+    ({"content-type": "application/cloudevents+json"}, b'{"type": "t", "source": "s", "id": "i"}', "specversion"),
 ])
 def test_bad_http_input_is_an_event_error(headers: dict, body: bytes, message: str) -> None:
     with pytest.raises(events.EventError, match=message):
         events.from_http(headers, body)
+
+
+@pytest.mark.parametrize("value", [b"[]", b'"x"', b"null", b"\xff", b"", b'{"specversion": "0.3", "type": "t", "source": "s", "id": "i"}',
+                                   b'{"type": "t", "source": "s", "id": "i"}', b'{"specversion": "1.0", "type": 5}'])
+def test_malformed_structured_record_is_only_an_event_error(value: bytes) -> None:
+    with pytest.raises(events.EventError, match="malformed CloudEvent"):
+        events.from_kafka(b"k", value, [("content-type", b"application/cloudevents+json")])
+
+
+def test_poison_record_keeps_headers_and_truncates_the_value() -> None:
+    rec = events.poison_record(b"k", b"x" * 100, [("ce_ldseq", b"7"), ("ldreason", b"old")], "source", "too large",
+                               max_value=10)
+    assert rec.key == b"k" and rec.value == b"x" * 10
+    assert dict(rec.headers) == {"ce_ldseq": b"7", "ldstage": b"source", "ldreason": b"too large", "ldtruncated": b"100"}
 
 
 def test_non_cloudevent_record_is_an_event_error() -> None:

@@ -37,6 +37,8 @@ def test_validate_passes_a_good_order_normalised() -> None:
     (lambda o: o["items"][0].__setitem__("qty", -1), "items[0].qty"),
     (lambda o: o["items"][1].__setitem__("price", "free"), "items[1].price"),
     (lambda o: o["items"][0].__setitem__("qty", True), "items[0].qty"),
+    (lambda o: o["items"][0].__setitem__("price", float("nan")), "items[0].price"),
+    (lambda o: o["items"][1].__setitem__("price", float("inf")), "items[1].price"),
 ])
 def test_validate_rejects_with_a_reason_naming_the_field(mutate, named: str) -> None:
     order = copy.deepcopy(GOOD)
