@@ -18,13 +18,22 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.delivery.offsets import OffsetTracker
-from pipeline.events import KafkaRecord
+from pipeline.events import KafkaRecord, poison_record
 from pipeline.kafka import KafkaSettings
 
 log = logging.getLogger("lagduel.delivery")
 _IDLE_POLL_S = 0.001
 _IDLE_POLL_MAX_S = 0.02
 _RETRY_HANDLER_S = 0.5
+BROKER_MAX_MESSAGE_BYTES = 1_048_588
+"""The broker's `message.max.bytes` default (1 MiB + 12 bytes of batch overhead); the embedded broker keeps it.
+Producers take it as theirs, so a record the broker would take is never refused locally by librdkafka's 1,000,000."""
+PERMANENT_PRODUCE_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG, KafkaError._INVALID_ARG, KafkaError.TOPIC_EXCEPTION, KafkaError.POLICY_VIOLATION,
+})
+"""Produce errors a retry cannot cure: the output is dead-lettered with the reason instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,13 @@ class DispatcherConfig:
     """Records this says yes to are handled at once with nothing to produce (a Trigger's filter), no task made."""
     producer: tuple[tuple[str, Any], ...] = ()
     """librdkafka producer settings over the KafkaSettings ones, e.g. (("linger.ms", 0),)."""
+    dead_letter_topic: str | None = None
+    """Where a record goes that cannot be handled (handler failed `handler_attempts` times) or whose output
+    cannot be produced (a permanent error, or `produce_attempts` transient ones). None: retry for ever."""
+    stage: str = "dispatcher"
+    """The `ldstage` of this dispatcher's dead letters."""
+    handler_attempts: int = 5
+    produce_attempts: int = 5
 
 
 @dataclass
@@ -60,6 +76,10 @@ class DispatcherStats:
     handled: int = 0
     produced: int = 0
     handler_errors: int = 0
+    produce_errors: int = 0
+    commit_errors: int = 0
+    dead_lettered: int = 0
+    """Records this dispatcher itself dead-lettered (handler failures, unproducible outputs)."""
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
@@ -108,8 +128,9 @@ class KafkaDispatcher:
             self._waiter.set_result(None)
 
     async def run(self) -> None:
-        self._consumer = Consumer(self._settings.consumer(self.config.group))
-        self._producer = Producer(self._settings.producer(**dict(self.config.producer)))
+        self._consumer = Consumer(self._settings.consumer(self.config.group, on_commit=self._on_commit))
+        self._producer = Producer(self._settings.producer(**{"message.max.bytes": BROKER_MAX_MESSAGE_BYTES,
+                                                             **dict(self.config.producer)}))
         self._consumer.subscribe(list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
         # Delivery reports are served by a thread blocked in poll(): the event loop wakes only when one arrives.
@@ -247,23 +268,47 @@ class KafkaDispatcher:
             self._wake()
 
     async def _run_handler(self, msg: Message) -> Sequence[Produce]:
+        attempts = 0
         while True:
             try:
                 return await self._handler(msg)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a handler bug must not lose the record: log and try again
+            except Exception as exc:  # a handler bug must not lose the record, nor stall its partition
                 self.stats.handler_errors += 1
-                log.exception("handler failed on %s[%d]@%d; retrying", msg.topic(), msg.partition(), msg.offset())
+                attempts += 1
+                where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+                if self.config.dead_letter_topic is not None and attempts >= self.config.handler_attempts:
+                    log.error("handler failed %d times on %s; dead-lettered: %r", attempts, where, exc)
+                    self.stats.dead_lettered += 1
+                    reason = f"handler failed {attempts} times: {type(exc).__name__}: {exc}"
+                    return [Produce(self.config.dead_letter_topic,
+                                    poison_record(msg.key(), msg.value(), msg.headers(), self.config.stage, reason))]
+                log.exception("handler failed on %s; retrying", where)
                 await asyncio.sleep(_RETRY_HANDLER_S)
 
     async def _produce_all(self, outputs: Sequence[Produce]) -> None:
         for out in outputs:
+            attempts = 0
             while True:
                 err = await (await self._produce(out))
                 if err is None:
                     self.stats.produced += 1
                     break
+                self.stats.produce_errors += 1
+                attempts += 1
+                permanent = err.code() in PERMANENT_PRODUCE_ERRORS
+                dead_letter = self.config.dead_letter_topic
+                if dead_letter is not None and out.topic != dead_letter and (
+                        permanent or attempts >= self.config.produce_attempts):
+                    # The output cannot be written: its dead letter (small: reason + truncated bytes) goes instead.
+                    log.error("produce to %s failed (%s); dead-lettered", out.topic, err)
+                    self.stats.dead_lettered += 1
+                    rec = out.record
+                    out = Produce(dead_letter, poison_record(rec.key, rec.value, rec.headers, self.config.stage,
+                                                             f"cannot produce to {out.topic}: {err.str()}"))
+                    attempts = 0
+                    continue
                 log.warning("produce to %s failed (%s); retrying", out.topic, err)
                 await asyncio.sleep(_RETRY_HANDLER_S)
 
@@ -282,6 +327,9 @@ class KafkaDispatcher:
                 return fut
             except BufferError:  # local queue full: the pump thread drains it
                 await asyncio.sleep(0.01)
+            except KafkaException as exc:  # refused locally (e.g. _MSG_SIZE_TOO_LARGE): as a failed delivery
+                fut.set_result(exc.args[0])
+                return fut
 
     def _pump_producer(self, stop: threading.Event) -> None:
         assert self._producer is not None
@@ -307,12 +355,32 @@ class KafkaDispatcher:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=not sync)
         except KafkaException as exc:
+            self.stats.commit_errors += 1
             log.warning("commit failed for %s: %s", self.config.group, exc)
             return
         for tp in offsets:
             self.stats.committed[(tp.topic, tp.partition)] = tp.offset
 
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """A commit's result (served by consume()): on failure, forget the positions it would have set, so the
+        next periodic commit, or the final synchronous one, sends them again."""
+        failed = [tp for tp in partitions if err is not None or tp.error is not None]
+        if not failed:
+            return
+        self.stats.commit_errors += 1
+        log.warning("commit failed for %s: %s", self.config.group, err or failed[0].error)
+        for tp in failed:
+            key = (tp.topic, tp.partition)
+            if self.stats.committed.get(key) == tp.offset:
+                self.stats.committed.pop(key)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # librdkafka keeps a partition's pause across a lost session and the reassignment after it, while
+        # this dispatcher forgot it with the partition: resume what is assigned, or it is never read again.
+        try:
+            consumer.resume(partitions)
+        except KafkaException as exc:
+            log.warning("resume on assignment failed for %s: %s", self.config.group, exc)
         for tp in partitions:
             self._trackers.pop((tp.topic, tp.partition), None)
             self.assignment.add((tp.topic, tp.partition))
@@ -320,6 +388,12 @@ class KafkaDispatcher:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self._crashed:
             self._commit(sync=True, only=partitions)
+        paused = [tp for tp in partitions if (tp.topic, tp.partition) in self._paused]
+        if paused:
+            try:
+                consumer.resume(paused)
+            except KafkaException as exc:
+                log.warning("resume on revocation failed for %s: %s", self.config.group, exc)
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self.assignment.discard(key)

@@ -172,3 +172,55 @@ async def test_a_skipped_record_is_handled_without_the_handler(kafka_settings: K
     await task
     assert sorted(int(v) for v in seen) == list(range(0, 60, 2))
     assert OffsetReader(kafka_settings).lag(group, src).total == 0
+
+
+async def test_a_record_the_handler_always_fails_on_is_dead_lettered_and_committed_past(
+        kafka_settings: KafkaSettings, unique) -> None:
+    src, dst, dlq, group = unique("src"), unique("dst"), unique("dlq"), unique("g")
+    fill(kafka_settings, src, 30, partitions=1)
+    create_topics(kafka_settings, [dst, dlq], 1)
+
+    async def handler(msg: Message) -> Sequence[Produce]:
+        if msg.value() == b"7":
+            raise AttributeError("'list' object has no attribute 'get'")
+        return [Produce(dst, KafkaRecord(None, msg.value(), []))]
+
+    config = DispatcherConfig(group, (src,), "ordered", 10, 0.1, dead_letter_topic=dlq, stage="test", handler_attempts=2)
+    d = KafkaDispatcher(kafka_settings, config, handler)
+    task = asyncio.create_task(d.run())
+    await until(lambda: d.stats.committed.get((src, 0)) == 30)
+    d.stop()
+    await task
+    assert d.stats.handler_errors == 2 and d.stats.dead_lettered == 1
+    assert sorted(int(v) for v in read_all(kafka_settings, dst, unique("r"), 29)) == [i for i in range(30) if i != 7]
+    c = Consumer(kafka_settings.consumer(unique("r")))
+    c.subscribe([dlq])
+    dead = None
+    end = time.monotonic() + 20
+    while dead is None and time.monotonic() < end:
+        dead = next((m for m in c.consume(10, timeout=0.5) if not m.error()), None)
+    c.close()
+    assert dead is not None and dead.value() == b"7"
+    assert b"AttributeError" in dict(dead.headers())["ldreason"]
+
+
+async def test_an_output_too_large_for_the_broker_is_dead_lettered_with_the_reason(
+        kafka_settings: KafkaSettings, unique) -> None:
+    src, dst, dlq, group = unique("src"), unique("dst"), unique("dlq"), unique("g")
+    fill(kafka_settings, src, 20, partitions=1)
+    create_topics(kafka_settings, [dst, dlq], 1)
+
+    async def handler(msg: Message) -> Sequence[Produce]:
+        size = 1_100_000 if msg.value() == b"3" else 1_000_100  # over the broker's 1 MiB limit / just under it
+        return [Produce(dst, KafkaRecord(None, msg.value() + b" " * size, []))]
+
+    config = DispatcherConfig(group, (src,), "ordered", 10, 0.1, dead_letter_topic=dlq, stage="test")
+    d = KafkaDispatcher(kafka_settings, config, handler)
+    task = asyncio.create_task(d.run())
+    await until(lambda: d.stats.committed.get((src, 0)) == 20)
+    d.stop()
+    await task
+    assert d.stats.dead_lettered == 1 and d.stats.produced == 20  # 19 outputs + 1 dead letter
+    assert len(read_all(kafka_settings, dst, unique("r"), 19)) == 19  # records over librdkafka's 1,000,000 pass
+    dead = read_all(kafka_settings, dlq, unique("r"), 1)
+    assert len(dead) == 1 and dead[0].startswith(b"3 ") and len(dead[0]) == 64 * 1024
