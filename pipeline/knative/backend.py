@@ -146,6 +146,7 @@ class KnativeBackend:
     def status(self) -> list[StageStatus]:
         out = []
         now = time.monotonic()
+        unrouted = self.trigger_stats["output"].unrouted if "output" in self.trigger_stats else 0
         for st in self.topology.stages:
             rev, tr = self.revisions[st.name], self.triggers[st.name]
             stats = self.trigger_stats[st.name]
@@ -160,7 +161,9 @@ class KnativeBackend:
                        "panic": float(bool(last and last.panic)), "dispatch_rate": round(rate, 2),
                        "activator_in_path": float(rev.activator_in_path),
                        "excess_burst_capacity": float(last.excess_burst_capacity if last else 0),
-                       "cold_start_s": round(rev.stats.cold_start_s[-1], 3) if rev.stats.cold_start_s else 0.0},
+                       "cold_start_s": round(rev.stats.cold_start_s[-1], 3) if rev.stats.cold_start_s else 0.0,
+                       # Filtered by every Trigger (no type matches; upstream drops them uncounted), counted once.
+                       **({"unrouted_events": float(unrouted)} if st is self.topology.stages[0] else {})},
             ))
         return out
 

@@ -87,7 +87,8 @@ class KafkaSourceDispatcher:
                                   ordering=ordering,  # type: ignore[arg-type]
                                   commit_interval_s=topology.emulation.commit_interval_s,
                                   producer=(("linger.ms", topology.emulation.producer_linger_ms),),
-                                  client_id=f"kafka-source-{self.name}")
+                                  client_id=f"kafka-source-{self.name}",
+                                  dead_letter_topic=topology.dead_letter_topic, stage="source")
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 
     async def run(self) -> None:
@@ -119,7 +120,5 @@ class KafkaSourceDispatcher:
             # here it goes to the dead-letter topic with the reason, never silently dropped.
             self.errors += 1
             return [Produce(self.topology.dead_letter_topic,
-                            events.KafkaRecord(msg.key(), msg.value() or b"",
-                                               [*(msg.headers() or []), ("ldstage", b"source"),
-                                                ("ldreason", str(exc).encode())]))]
+                            events.poison_record(msg.key(), msg.value(), msg.headers(), "source", str(exc)))]
         return [Produce(self.topology.broker_topic, events.to_kafka(event, "binary"))]

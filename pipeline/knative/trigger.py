@@ -34,6 +34,10 @@ class TriggerStats:
     retries: int = 0
     dead_lettered: int = 0
     errors: int = 0
+    unrouted: int = 0
+    """Events of a type no Trigger of the pipeline subscribes to, e.g. a non-CloudEvent record the KafkaSource
+    wrapped as `dev.knative.kafka.event` (§1.3). Upstream every Trigger filters them out silently; here the
+    output Trigger counts them, so they are filtered but never unaccounted for."""
 
 
 class TriggerDispatcher:
@@ -56,7 +60,12 @@ class TriggerDispatcher:
                                   commit_interval_s=topology.emulation.commit_interval_s,
                                   producer=(("linger.ms", topology.emulation.producer_linger_ms),),
                                   client_id=f"kafka-broker-dispatcher-{name}",
-                                  skip=lambda msg: self._other_type(msg.headers()))
+                                  skip=lambda msg: self._filtered(msg.headers()),
+                                  dead_letter_topic=topology.dead_letter_topic,
+                                  stage=stage.name if stage else "output")
+        # The types some Trigger of the pipeline subscribes to; only the output Trigger counts the others.
+        self._routed = ({t.encode() for t in (topology.input.type, *(s.output.type for s in topology.stages))}
+                        if stage is None else None)
         self.dispatcher = KafkaDispatcher(settings, config, self._handle)
 
     async def run(self) -> None:
@@ -64,7 +73,7 @@ class TriggerDispatcher:
 
     async def _handle(self, msg: Message) -> Sequence[Produce]:
         headers = msg.headers()
-        if self._other_type(headers):
+        if self._filtered(headers):
             return []
         http = http_headers_of_record(headers)
         if http is not None and self.stage is not None:  # binary mode: forwarded header by header (§1.3)
@@ -78,6 +87,8 @@ class TriggerDispatcher:
             return [Produce(self.topology.output.topic, events.KafkaRecord(msg.key(), msg.value() or b"", list(headers or ())))]
         try:
             event = events.from_kafka(msg.key(), msg.value(), msg.headers())
+            if self._routed is not None and event.get_type().encode() not in self._routed:
+                self.stats.unrouted += 1
         except events.EventError as exc:
             # Only CloudEvents are ever written to the broker topic; upstream discards others (§1.6).
             self.stats.errors += 1
@@ -116,11 +127,13 @@ class TriggerDispatcher:
             await asyncio.sleep(self._ingress_s)  # modeled hop: reply → broker ingress (emulation.hops)
         return [Produce(self.topology.broker_topic, record)]
 
-    def _other_type(self, headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
-        """The broker stores binary mode (§2.1): the `ce_type` header decides the filter without decoding the
-        event. Records without it (structured mode) are decoded in full."""
+    def _filtered(self, headers: Sequence[tuple[str, bytes | None]] | None) -> bool:
+        """The filter on a binary record's headers, counting (output Trigger only) a type no Trigger routes.
+        Called once per record: by the dispatcher's skip, else by the handler."""
         for name, value in headers or ():
             if name == "ce_type":
+                if self._routed is not None and value not in self._routed:
+                    self.stats.unrouted += 1
                 return value != self._type
         return False
 

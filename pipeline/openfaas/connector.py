@@ -191,7 +191,7 @@ class FunctionConnector:
         self.dispatcher = KafkaDispatcher(settings, DispatcherConfig(
             group=config.group, topics=(stage.input.topic,), ordering=stage.delivery.ordering,
             max_in_flight=config.max_in_flight, commit_interval_s=config.commit_interval_s,
-            client_id=f"lagduel-connector-{stage.name}",
+            client_id=f"lagduel-connector-{stage.name}", dead_letter_topic=config.dead_letter_topic, stage=stage.name,
             producer=() if config.linger_ms is None else (("linger.ms", config.linger_ms),)), self.handle)
         if metrics is None:
             self.metrics.watch(lambda: self.dispatcher.stats)
@@ -218,14 +218,19 @@ class FunctionConnector:
                     return [Produce(stage.output.topic, record)]
             elif result.ok:
                 return []  # 202: filtered by the stage
-            event = events.from_kafka(msg.key(), msg.value(), raw_headers)
+            try:
+                event = events.from_kafka(msg.key(), msg.value(), raw_headers)
+            except events.EventError as exc:  # a binary envelope the SDK cannot read: dead-letter the bytes
+                self.metrics.dead_letter("not_cloudevent")
+                return [Produce(self.config.dead_letter_topic, events.poison_record(
+                    msg.key(), msg.value(), raw_headers, stage.name, f"HTTP {result.status}; {exc}"))]
         else:
             try:
                 event = events.from_kafka(msg.key(), msg.value(), raw_headers)
             except events.EventError as exc:
                 self.metrics.dead_letter("not_cloudevent")
-                headers = [*(raw_headers or []), ("ldstage", stage.name.encode()), ("ldreason", str(exc).encode())]
-                return [Produce(self.config.dead_letter_topic, events.KafkaRecord(msg.key(), msg.value() or b"", headers))]
+                return [Produce(self.config.dead_letter_topic,
+                                events.poison_record(msg.key(), msg.value(), raw_headers, stage.name, str(exc)))]
             headers, body = events.to_http(event, "binary")
             result = await self.invoke(headers, body)
         outcome = outcome_of(stage, self.config.dead_letter_topic, event, result)

@@ -78,6 +78,9 @@ async def test_filtered_is_202(validate_url: str, client: httpx.AsyncClient) -> 
     ({"content-type": "application/cloudevents+json"}, b"{not json", 400, "malformed"),
     ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/t", "ce-type": PLACED, "content-type": "application/json"},
      b"[1, 2]", 400, "JSON object"),
+    ({"content-type": "application/cloudevents+json"}, b"[]", 400, "JSON object"),
+    ({"content-type": "application/cloudevents+json"}, b'"x"', 400, "JSON object"),
+    ({"content-type": "application/cloudevents+json"}, b'{"type": "t", "source": "/s", "id": "1"}', 400, "specversion"),
 ])
 async def test_bad_input_is_4xx_with_a_message(validate_url: str, client: httpx.AsyncClient, headers, body, status, says) -> None:
     r = await client.post(validate_url, headers=headers, content=body)
