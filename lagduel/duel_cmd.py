@@ -4,6 +4,7 @@ status a CI job can gate on."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from rich.table import Table
 from load.backend_run import DuelPlan, Live as BackendLive
 from load.cluster import ClusterUnavailable
 from load.duel import EXIT_ERROR, EXIT_INSTRUMENT, EXIT_SLO, DuelInterrupted, exit_status, run_duel
+from load.faults import FAULT_HELP, FaultError, parse_fault
 from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
 from load.slo import SLO_HELP, Slo, SloError, parse_slo
@@ -97,13 +99,14 @@ def _slos(texts: tuple[str, ...]) -> list[Slo]:
               help="Run each backend N times in a seeded, interleaved order; report medians and spreads, and declare "
                    "a winner only where the intervals do not overlap (min–max for 2 runs, bootstrap 95 % CI from 3).")
 @click.option("--slo", "slo_texts", multiple=True, metavar="METRIC<OP><VALUE>", help=SLO_HELP)
+@click.option("--fault", "fault_texts", multiple=True, metavar="KIND[:STAGE]@TIME", help=FAULT_HELP)
 @click.option("--start-timeout", type=click.FloatRange(1), default=120, show_default=True,
               help="Before the load: wait at most this long for every consumer group to be assigned and every stage "
                    "to reach its starting replica count.")
 def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int, workers: int,
          late_ms: float, bootstrap: str | None, topology_path: Path | None, backends: str, out: Path, drain_timeout: float,
          settle: float, kube_context: str | None, sets: tuple[str, ...], repeats: int, slo_texts: tuple[str, ...],
-         start_timeout: float) -> None:
+         fault_texts: tuple[str, ...], start_timeout: float) -> None:
     """Run identical seeded load through each backend and write a run folder with an HTML report.
 
     \b
@@ -136,11 +139,20 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     except (TopologyError, ValueError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     slos = _slos(slo_texts)
+    try:
+        faults = tuple(parse_fault(f, [s.name for s in topology.stages], profile.duration_s) for f in fault_texts)
+    except FaultError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
     _writable(out)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
-                    kube_context=kube_context, start_timeout_s=start_timeout, repeats=repeats)
+                    kube_context=kube_context, start_timeout_s=start_timeout, repeats=repeats, faults=faults)
     console = Console(stderr=True)
     with serving_kafka(bootstrap) as (kafka, settings):
+        if any(f.kind == "broker-restart" for f in faults):
+            if kafka.restart is None:
+                raise click.BadParameter(f"lagduel cannot restart the broker at {kafka.bootstrap} ({kafka.origin}); "
+                                         "drop --bootstrap to let lagduel run one", param_hint="--fault")
+            plan = replace(plan, broker_restart=kafka.restart)
         lives: dict[tuple[str, int], BackendLive] = {}
         with Live(_table(lives), console=console, refresh_per_second=2) as live:
             def show(v: BackendLive) -> None:

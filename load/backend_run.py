@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 
 from load import histograms
 from load.completeness import backlog, oldest_age_s
 from load.cpu import CpuMonitor, CpuSample
+from load.faults import Fault
 from load.instrument import CpuPoint
 from load.generator import LoadProgress, LoadResult, run_load
 from load.producer import LoadPlan
@@ -51,6 +52,10 @@ class DuelPlan:
     """Before the load: wait at most this long for every consumer group and starting replica."""
     repeats: int = 1
     """How many times each backend runs (interleaved, see load.verdict.interleaved_order)."""
+    faults: tuple[Fault, ...] = ()
+    """Injected at the same moments of the load on every backend (load.faults)."""
+    broker_restart: Callable[[], object] | None = None
+    """Restarts the broker in place, for a broker-restart fault (only when lagduel runs the broker)."""
 
 
 @dataclass
@@ -87,6 +92,10 @@ class BackendRun:
     e2e_us: str
     drained: bool
     drain_s: float
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """Each injected fault: what, when (s since load start), on what, and whether it took."""
+    lost_intended_s: list[float] = field(default_factory=list)
+    """The intended send times of lost orders, to charge each loss to the fault window it fell in."""
 
 
 
@@ -114,9 +123,16 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
         status = _status_source(name, topology, backend, plan.kube_context)
         acked = [0]
 
-        def started(wall: float) -> None:
+        injected: list[dict[str, Any]] = []
+        injections: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+
+        def started(wall: float) -> None:  # called from the load's thread
             sampler.start = sink.start = wall
             live.phase = "load"
+            for fault in plan.faults:
+                loop.call_soon_threadsafe(lambda f=fault: injections.append(asyncio.create_task(
+                    _inject(f, wall, backend, settings, topology, plan.broker_restart, injected))))
 
         def progressed(p: LoadProgress) -> None:
             live.elapsed_s, live.scheduled, live.sent = p.elapsed_s, p.scheduled, p.sent
@@ -170,6 +186,9 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
                 await asyncio.sleep(plan.settle_s)
             finally:
                 stop.set()
+                for task in injections:
+                    task.cancel()
+                await asyncio.gather(*injections, return_exceptions=True)
                 await sampling
             live.phase = "done"
             on_live(live)
@@ -178,8 +197,48 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
         calibration = getattr(backend, "calibration", None)
         if calibration is not None:  # the emulator's own CPU per event and hop, measured over this run
             in_force = {**in_force, "calibration": calibration()}
+        lost_at = [float(offsets[seq]) for seq in sink.lost(result.sent) if seq < len(offsets)]
         return BackendRun(name, repeat, topology, in_force, result, samples, cpu_rel, start_line,
-                          sink.report(result.sent), sink.series(), histograms.encode(sink.e2e), drained, drain_s)
+                          sink.report(result.sent), sink.series(), histograms.encode(sink.e2e), drained, drain_s,
+                          sorted(injected, key=lambda f: f["at_s"]), lost_at)
+
+
+POISON = (b"[]", [("content-type", b"application/cloudevents+json")])
+"""A structured-mode CloudEvent whose JSON is not an object: no consumer can decode it."""
+
+
+async def _inject(fault: Fault, start_wall: float, backend: Backend, settings: KafkaSettings, topology: Topology,
+                  broker_restart: Callable[[], object] | None, record: list[dict[str, Any]]) -> None:
+    """Wait for the fault's moment, then inject it; what happened goes into `record`."""
+    await asyncio.sleep(max(start_wall + fault.at_s - time.time(), 0.0))
+    at = round(time.time() - start_wall, 3)
+    entry: dict[str, Any] = {"fault": fault.text, "kind": fault.kind, "stage": fault.stage, "at_s": at}
+    try:
+        if fault.kind == "poison":
+            await asyncio.to_thread(_produce_poison, settings, topology.input.topic)
+            entry.update(ok=True, note=f"undecodable record written to {topology.input.topic}")
+        elif fault.kind == "kill-replica":
+            assert fault.stage is not None
+            victim = backend.kill_replica(fault.stage)
+            entry.update(ok=victim is not None, note=f"SIGKILL {victim}" if victim else "no ready replica to kill")
+        elif broker_restart is None:
+            entry.update(ok=False, note="lagduel does not run this broker, so it cannot restart it")
+        else:
+            began = time.monotonic()
+            await asyncio.to_thread(broker_restart)
+            entry.update(ok=True, note=f"broker back in {time.monotonic() - began:.1f} s")
+    except Exception as exc:  # a fault that could not be injected is reported, never the end of the run
+        entry.update(ok=False, note=f"{type(exc).__name__}: {exc}")
+    log.info("fault %s at %.1f s: %s", fault.text, at, entry["note"])
+    record.append(entry)
+
+
+def _produce_poison(settings: KafkaSettings, topic: str) -> None:
+    producer = Producer(settings.producer())
+    value, headers = POISON
+    producer.produce(topic, value, b"poison", headers=headers)
+    if producer.flush(30):
+        raise RuntimeError("the broker did not take the poison record within 30 s")
 
 
 def _validity(factory: OrderFactory) -> Callable[[int], bool]:

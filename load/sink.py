@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class SecondBucket:
     delivered: int = 0
     dead_lettered: int = 0
+    duplicated: int = 0
     max_e2e_ms: float = 0.0
 
 
@@ -123,6 +124,7 @@ class SinkReader:
             self.completeness.observe(book.seq, key.decode("utf-8", "replace") if key else None, dead)
             bucket = self.seconds.setdefault(int(now - self.start), SecondBucket())
             bucket.max_e2e_ms = max(bucket.max_e2e_ms, e2e_us / 1000.0)
+            bucket.duplicated += self.completeness.copies[book.seq] > 1
             if dead:
                 self.dead_lettered += 1
                 bucket.dead_lettered += 1
@@ -144,8 +146,13 @@ class SinkReader:
     def series(self) -> list[dict[str, float]]:
         with self._lock:
             last = max(self.seconds, default=-1)
-            return [{"t": s, "delivered": b.delivered, "dead_lettered": b.dead_lettered, "max_e2e_ms": b.max_e2e_ms}
-                    for s in range(0, last + 1) for b in [self.seconds.get(s, SecondBucket())]]
+            return [{"t": s, "delivered": b.delivered, "dead_lettered": b.dead_lettered, "duplicated": b.duplicated,
+                     "max_e2e_ms": b.max_e2e_ms} for s in range(0, last + 1) for b in [self.seconds.get(s, SecondBucket())]]
+
+    def lost(self, sent: int) -> list[int]:
+        """Seqs below `sent` never seen (so far)."""
+        with self._lock:
+            return [seq for seq in range(sent) if seq not in self.completeness.copies]
 
 
 def _reason_class(reason: str) -> str:

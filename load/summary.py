@@ -12,6 +12,7 @@ from typing import Any
 
 from load import burrow
 from load.backend_run import BackendRun
+from load.faults import fault_cost
 from load.instrument import InstrumentThresholds, StageSecond, classify, stage_capacity_eps
 from load.recovery import RecoveryRules, cold_starts, lag_metrics, sustained_rate
 from load.sampler import Sample, StageSample
@@ -43,16 +44,40 @@ def backend_summary(run: BackendRun, disturbance: tuple[float, float], rules: Re
         "e2e_p50_ms": e2e["p50"], "e2e_p95_ms": e2e["p95"], "e2e_p99_ms": e2e["p99"], "e2e_p99.9_ms": e2e["p99.9"],
         **{k: run.sink[k] for k in ("lost", "late", "misrouted", "duplicated", "out_of_order")},
     }
-    instrument = classify(run.cpu, disturbance, run.load.behind,
-                          run.load.verdict, stage_seconds(run.topology.stages, s), thresholds)
+    # A stage stalled by an injected fault is the system under test, not the instrument: its capacity check
+    # skips each fault's window until the backlog recovered (cost below).
+    stalled = _fault_windows(run.faults, ts, orders, rules.recovered_lag)
+    seconds = {st: [x for x in rows if not any(a <= x.t < b for a, b in stalled)]
+               for st, rows in stage_seconds(run.topology.stages, s).items()}
+    instrument = classify(run.cpu, disturbance, run.load.behind, run.load.verdict, seconds, thresholds)
     costs = sorted(x.cost_ms for x in s)
+    dead = {int(r["t"]): int(r["dead_lettered"]) for r in run.sink_series}
+    dup = {int(r["t"]): int(r.get("duplicated", 0)) for r in run.sink_series}
+    faults = [{**f, **fault_cost(start, end, ts, orders, rules.recovered_lag, dead, dup, run.lost_intended_s)}
+              for f, (start, end) in zip(sorted(run.faults, key=lambda f: f["at_s"]), _windows(run.faults, ts))]
     return {
         "backend": run.backend, "repeat": run.repeat, "headline": headline, "pipeline": pipe, "stages": stages,
-        "groups": groups, "instrument": instrument.to_dict(), "start_line": run.start_line,
+        "groups": groups, "instrument": instrument.to_dict(), "start_line": run.start_line, "faults": faults,
         "generator": run.load.to_dict(), "sink": run.sink, "drained": run.drained, "drain_s": round(run.drain_s, 2),
         "samples": len(s), "sampler_cpu_ms_median": round(costs[len(costs) // 2], 2) if costs else None,
         "settings_in_force": run.settings_in_force,
     }
+
+
+def _windows(faults: Sequence[dict[str, Any]], ts: Sequence[float]) -> list[tuple[float, float]]:
+    """Each injected fault's window: from its moment to the next fault's, or the end of the series."""
+    starts = sorted(f["at_s"] for f in faults)
+    return list(zip(starts, [*starts[1:], ts[-1] if ts else 0.0]))
+
+
+def _fault_windows(faults: Sequence[dict[str, Any]], ts: Sequence[float], orders: Sequence[int],
+                   recovered: int) -> list[tuple[float, float]]:
+    """Each fault's window cut at the moment the backlog recovered from it."""
+    out = []
+    for start, end in _windows(faults, ts):
+        ttr = fault_cost(start, end, ts, orders, recovered, {}, {}, [])["time_to_recover_s"]
+        out.append((start, end if ttr is None else start + ttr))
+    return out
 
 
 def stage_seconds(stages: Sequence[Stage], samples: Sequence[Sample]) -> dict[str, list[StageSecond]]:

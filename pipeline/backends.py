@@ -76,6 +76,14 @@ class Backend(Protocol):
         ...
 
 
+def capacity_in_force(replicas: str, per_replica: int, dispatch_in_flight: int, service_time_ms: float) -> dict[str, Any]:
+    """One stage's capacity as a backend really runs it, in the same words on every backend, so the report
+    can say where backends differ: replica range, events per replica at once, events its dispatcher (Trigger,
+    connector, agent) has in flight at most, and the emulated service time."""
+    return {"replicas": replicas, "per_replica_concurrency": per_replica, "dispatch_in_flight": dispatch_in_flight,
+            "service_time_ms": service_time_ms}
+
+
 # name -> "module:factory"; factories take (topology, kafka settings, **options) and return a Backend.
 BACKENDS: dict[str, str] = {
     "native": "pipeline.native.backend:NativeBackend",

@@ -20,11 +20,19 @@ def _line(name: str, x: list[Any], y: list[Any], dash: str = "solid", group: str
 
 
 def _figure(title: str, traces: list[dict[str, Any]], y_title: str, spike: tuple[float, float] | None,
-            log_y: bool = False, x_title: str = "seconds since load start") -> dict[str, Any]:
+            log_y: bool = False, x_title: str = "seconds since load start",
+            marks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     shapes = [{"type": "rect", "xref": "x", "yref": "paper", "x0": spike[0], "x1": spike[1], "y0": 0, "y1": 1,
                "fillcolor": "#999", "opacity": 0.12, "line": {"width": 0}}] if spike else []
+    notes = []
+    for m in marks or ():  # injected faults: a dashed line and its name
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": m["at_s"], "x1": m["at_s"], "y0": 0,
+                       "y1": 1, "line": {"color": "#b00", "width": 1.5, "dash": "dash"}})
+        notes.append({"x": m["at_s"], "y": 1, "xref": "x", "yref": "paper", "text": m["fault"], "showarrow": False,
+                      "font": {"color": "#b00", "size": 11}, "xanchor": "left", "yanchor": "top"})
     return {"data": traces, "layout": {
         "title": {"text": title}, "height": 340, "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "shapes": shapes,
+        "annotations": notes,
         "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}, "type": "log" if log_y else "linear"},
         "legend": {"orientation": "h"}}}
 
@@ -34,7 +42,7 @@ def _rows(samples: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
 
 
 def figures(series: dict[str, dict[str, Any]], stages: list[str], spike: tuple[float, float] | None,
-            summaries: dict[str, Any]) -> list[dict[str, Any]]:
+            summaries: dict[str, Any], marks: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     backlog, platform, replicas, rates, age, cpu = [], [], [], [], [], []
     dashes = ("dash", "dot", "dashdot", "longdash", "longdashdot")
     for b, doc in series.items():
@@ -60,13 +68,13 @@ def figures(series: dict[str, dict[str, Any]], stages: list[str], spike: tuple[f
              "marker": {"color": COLORS.get(b)}} for b, s in summaries.items()]
     return [
         {"id": "backlog", **_figure("Pipeline backlog (orders acked in − distinct orders out): the same on every backend",
-                                    backlog, "orders", spike)},
-        {"id": "age", **_figure("Measured time lag: age of the oldest order still in the pipeline", age, "s", spike)},
+                                    backlog, "orders", spike, marks=marks)},
+        {"id": "age", **_figure("Measured time lag: age of the oldest order still in the pipeline", age, "s", spike, marks=marks)},
         {"id": "platform-lag", **_figure("Per-stage lag as each platform's autoscaler sees it (consumer-group offset "
-                                         "lag; not comparable across backends)", platform, "events", spike)},
-        {"id": "replicas", **_figure("Ready replicas", replicas, "replicas", spike)},
-        {"id": "throughput", **_figure("Throughput in (dotted) and out (events/s)", rates, "events/s", spike)},
-        {"id": "cpu", **_figure("Instrument: machine CPU busy (90 % and more = saturated)", cpu, "%", spike)},
+                                         "lag; not comparable across backends)", platform, "events", spike, marks=marks)},
+        {"id": "replicas", **_figure("Ready replicas", replicas, "replicas", spike, marks=marks)},
+        {"id": "throughput", **_figure("Throughput in (dotted) and out (events/s)", rates, "events/s", spike, marks=marks)},
+        {"id": "cpu", **_figure("Instrument: machine CPU busy (90 % and more = saturated)", cpu, "%", spike, marks=marks)},
         {"id": "latency", **_figure("End-to-end latency percentiles (from intended send time)", bars, "ms", None,
                                     log_y=True, x_title="percentile")},
     ]
@@ -124,7 +132,8 @@ def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) ->
         "interrupted": summary.get("interrupted", {}),
         "bound": {b: s["instrument"]["reasons"] for b, s in backends.items() if s["instrument"]["bound"]},
         "rows": table(summary), "fairness": summary["fairness"],
-        "figures_json": json.dumps(figures(series, summary["stages"], spike, backends)),
+        "figures_json": json.dumps(figures(series, summary["stages"], spike, backends, summary.get("fault_plan"))),
+        "faults": {b: s.get("faults", []) for b, s in backends.items() if s.get("faults")},
         "instrument": instrument(summary),
         "slos": {b: s["slo"] for b, s in backends.items() if s["slo"]},
         "start_line": {b: s["start_line"] for b, s in backends.items()},

@@ -45,6 +45,11 @@ def run_markdown(summary: dict[str, Any]) -> str:
                      f"duplicated {s['sink']['duplicated']}; machine CPU busy p95 {_pct(i['cpu_busy_p95'])}; "
                      + ", ".join(f"{st} capacity {_cap(v['capacity_eps'])} → {_fmt(v['achieved_eps'])} ev/s"
                                  for st, v in i["stages"].items()))
+        for f in s.get("faults", []):
+            recovered = "never recovered" if f["time_to_recover_s"] is None else f"recovered in {f['time_to_recover_s']:g} s"
+            lines.append(f"  - fault `{f['fault']}` at {f['at_s']:g} s ({f['note']}): +{f['extra_backlog']} backlog, "
+                         f"{recovered}, {f['dead_lettered']} dead-lettered, {f['duplicated']} duplicated, "
+                         f"{f['lost']} lost")
         for x in s.get("slo", []):
             lines.append(f"  - SLO `{x['slo']}`: {'pass' if x['passed'] else '**FAIL**'} (value {_fmt(x['value'])}"
                          + (f", {x['note']}" if x["note"] else "") + ")")

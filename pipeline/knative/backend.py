@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-from pipeline.backends import LagSource, StageStatus
+from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.delivery import HttpSender, Supervised
 from pipeline.emulation import CpuMeter, await_started
 from pipeline.kafka import KafkaSettings, create_topics
@@ -201,5 +201,8 @@ class KnativeBackend:
                                  "min_replicas": st.min_replicas, "max_replicas": st.max_replicas,
                                  "scale_to_zero_grace_period_s": self._grace_s, "tick_s": emu.knative.tick_s}
                        for st in t.stages},
+            "capacity": {st.name: capacity_in_force(
+                f"{st.min_replicas}..{st.max_replicas}, start {st.knative.initial_scale}", st.concurrency,
+                emu.knative.trigger_max_in_flight, st.latency_ms) for st in t.stages},
         }
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.backends import LagSource, StageStatus
+from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.broker.process import stop_process_group
 from pipeline.kafka import GroupMembership, KafkaSettings
 from pipeline.native.app import agent_concurrency, app_id
@@ -54,8 +54,10 @@ class NativeBackend:
 
     def _spawn(self, i: int) -> subprocess.Popen[bytes]:
         """Worker i; its Faust data directory lands in the backend's scratch folder, not the user's CWD."""
+        ready = self._dir / f"ready-{i}"
+        ready.unlink(missing_ok=True)  # a replacement is ready only once it says so itself
         argv = python_module("pipeline.native.worker", str(self._dir / "topology.json"), self.settings.bootstrap_servers,
-                             str(self._dir / f"ready-{i}"))
+                             str(ready))
         with self.log_path.open("ab") as log:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, cwd=self._dir)
@@ -113,12 +115,12 @@ class NativeBackend:
         return [LagSource(s.name, group, s.input.topic) for s in self.topology.stages]
 
     def status(self) -> list[StageStatus]:
-        alive = sum(1 for p in self._procs if p.poll() is None)
+        alive = sum(1 for i, p in enumerate(self._procs) if p.poll() is None and (self._dir / f"ready-{i}").exists())
         return [StageStatus(s.name, self.workers, alive, slots=alive * agent_concurrency(s),
                             extra={"worker_restarts": float(self.restarts)}) for s in self.topology.stages]
 
     def settings_in_force(self) -> dict[str, Any]:
         return {"workers": self.workers, "agent_concurrency": {s.name: agent_concurrency(s) for s in self.topology.stages},
                 "commit_interval_s": 1.0, "latency_ms": {s.name: s.latency_ms for s in self.topology.stages},
-                "capacity": {s.name: {"replicas": f"{self.workers} worker(s)", "in_flight": agent_concurrency(s),
-                                      "service_time_ms": s.latency_ms} for s in self.topology.stages}}
+                "capacity": {s.name: capacity_in_force(f"{self.workers} worker(s)", agent_concurrency(s),
+                                                       agent_concurrency(s), s.latency_ms) for s in self.topology.stages}}

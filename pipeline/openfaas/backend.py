@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.autoscale.hpa import SYNC_PERIOD_S
 from pipeline.autoscale.keda import ScaledObjectPolicy
-from pipeline.backends import LagSource, StageStatus
+from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.delivery import HttpSender, Supervised
@@ -273,4 +273,7 @@ class OpenFaasBackend:
                                  "exec_timeout_s": st.timeout_s, "delivery": st.delivery.model_dump(),
                                  "connector_in_flight": self.max_in_flight or st.concurrency * st.max_replicas}
                        for st in self.topology.stages},
+            "capacity": {st.name: capacity_in_force(
+                f"{st.min_replicas}..{st.max_replicas}, start {self.starting_replicas(st.name)}", st.concurrency,
+                self.max_in_flight or st.concurrency * st.max_replicas, st.latency_ms) for st in self.topology.stages},
         }
