@@ -195,14 +195,17 @@ def poison_record(key: bytes | None, value: bytes | None, headers: Iterable[tupl
                   stage: str, reason: str, max_value: int = 64 * 1024) -> KafkaRecord:
     """The dead letter of a record that could not be handled as an event (undecodable, too large to produce):
     its original headers (the bookkeeping of a binary event included), key and bytes, at most `max_value`
-    of them, plus `ldstage`/`ldreason` headers; the dead letter itself always fits the broker's limit."""
+    of them, plus `ldstage`/`ldreason` headers (`ce_`-prefixed extensions when the record is a binary
+    CloudEvent, so it reads back as one); the dead letter itself always fits the broker's limit."""
     raw = value or b""
-    kept = [(n, v if isinstance(v, bytes) else v.encode()) for n, v in headers or () if v is not None
-            and n not in (STAGE, REASON, "ldtruncated")]
-    kept = [(n, v) for n, v in kept if len(v) <= 4096][:64]
-    kept += [(STAGE, stage.encode()), (REASON, reason[:1024].encode())]
+    kept = [(n, v if isinstance(v, bytes) else v.encode()) for n, v in headers or () if v is not None]
+    # A binary CloudEvent stays one, so the dead letter still carries its bookkeeping: the reason as extensions.
+    prefix = "ce_" if any(n == "ce_specversion" for n, _ in kept) else ""
+    ours = {prefix + STAGE, prefix + REASON, prefix + "ldtruncated"}
+    kept = [(n, v) for n, v in kept if n not in ours and len(v) <= 4096][:64]
+    kept += [(prefix + STAGE, stage.encode()), (prefix + REASON, reason[:1024].encode())]
     if len(raw) > max_value:
-        kept.append(("ldtruncated", b"%d" % len(raw)))
+        kept.append((prefix + "ldtruncated", b"%d" % len(raw)))
     return KafkaRecord(key if key is None or len(key) <= 4096 else key[:4096], raw[:max_value], kept)
 
 

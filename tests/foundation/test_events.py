@@ -86,6 +86,14 @@ def test_poison_record_keeps_headers_and_truncates_the_value() -> None:
     assert dict(rec.headers) == {"ce_ldseq": b"7", "ldstage": b"source", "ldreason": b"too large", "ldtruncated": b"100"}
 
 
+def test_poison_record_of_a_binary_event_reads_back_with_its_bookkeeping_and_reason() -> None:
+    book = events.Bookkeeping("run", 3, 99)
+    rec = events.to_kafka(events.new_event("t.x", "/s", {"note": "x" * 500}, key="k", bookkeeping=book), "binary")
+    dead = events.poison_record(rec.key, rec.value, rec.headers, "validate", "cannot produce", max_value=100)
+    ev = events.from_kafka(dead.key, dead.value, dead.headers)
+    assert events.bookkeeping_of(ev) == book and events.rejection_reason(ev) == "cannot produce"
+
+
 def test_non_cloudevent_record_is_an_event_error() -> None:
     assert not events.is_cloudevent_record([("content-type", b"application/json")])
     with pytest.raises(events.EventError, match="not a CloudEvent"):
