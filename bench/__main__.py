@@ -1,6 +1,6 @@
 """`make bench`: measure every hot path on an embedded broker; write BENCHMARKS.md and bench/results.json.
 
-    python -m bench [--quick] [--only generator,hop,pipeline,sampler]
+    python -m bench [--quick] [--only generator,hop,pipeline,pinned,sampler]
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from bench.generator import max_sustained_rate
 from bench.harness import RECORD_BYTES, Figure, machine, repeat
 from bench.memory import peak_rss_mib
 from bench.perftest import producer_perf_test
-from bench.pipeline import pipeline_rate
+from bench.pipeline import pinned_pipeline, pipeline_rate, plain_chain_rate
 from bench.report import render
 from bench.sampler import cpu_per_sample_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("generator", "hop", "pipeline", "sampler")
+SECTIONS = ("generator", "hop", "pipeline", "pinned", "sampler")
 
 
 def target(text: str, measured: float | None, goal: float, higher_is_better: bool = True) -> dict[str, Any]:
@@ -81,6 +81,37 @@ def pipeline_section(settings: KafkaSettings, runs: int, events: int, memory: di
             "about": "validate → enrich → score with the reference scaling settings; replicas scale freely."}
 
 
+PINNED_RATE = 2000.0
+PINNED_DURATION_S = 15.0
+
+
+def pinned_section(settings: KafkaSettings, runs: int) -> dict[str, Any]:
+    """Each serverless emulation with every stage pinned at 5 replicas and 0 ms service time, under a constant
+    2,000 orders/s, against the plain 3-stage chain measured in the same run."""
+    topology = load_topology()
+    chain = repeat("(p) plain 3-stage confluent-kafka chain", "events/s", runs,
+                   lambda _i: plain_chain_rate(settings, topology))
+    figs, targets, calibration = [chain], [], {}
+    for backend in ("knative", "openfaas"):
+        results: list[Any] = []
+
+        def one(_i: int, b: str = backend) -> float:
+            r = pinned_pipeline(b, settings, topology, PINNED_RATE, PINNED_DURATION_S)
+            results.append(r)
+            return r.sustained
+
+        fig = repeat(f"{backend}, pinned at 5 replicas, offered {PINNED_RATE:,.0f}/s", "events/s", runs, one)
+        figs += [fig, Figure(f"ratio {backend} / (p)", "×", [x / y for x, y in zip(fig.values, chain.values)]),
+                 Figure(f"{backend}, orders lost", "orders", [float(r.lost) for r in results])]
+        targets.append(target(f"{backend} pinned pipeline ≥ 2,000 events/s sustained", fig.median, 2000))
+        calibration[backend] = results[-1].calibration if results else {}
+    return {"title": "Pinned pipeline: the emulation's own ceiling",
+            "about": f"every stage at 5 replicas, 0 ms service time, {PINNED_RATE:,.0f} orders/s for "
+                     f"{PINNED_DURATION_S:g} s; sustained = 99 % of the orders over the time until 99 % arrived, 0 lost. "
+                     f"Emulator CPU per event and hop (µs): {calibration}",
+            "figures": [f.as_dict() for f in figs], "targets": targets}
+
+
 def sampler_section(settings: KafkaSettings, runs: int) -> dict[str, Any]:
     figs = [repeat(f"CPU per sample, {p:,} partitions × 3 groups", "ms", runs,
                    lambda _i, p=p: cpu_per_sample_ms(settings, p)) for p in (100, 1000)]
@@ -113,6 +144,8 @@ def main() -> None:
             sections.append(hop_section(settings, runs))
         if "pipeline" in only:
             sections.append(pipeline_section(settings, 1 if args.quick else 2, args.pipeline_events, memory))
+        if "pinned" in only:
+            sections.append(pinned_section(settings, runs))
         if "sampler" in only:
             sections.append(sampler_section(settings, 1))  # each figure is already a median of 20 samples
         broker_pid = _broker_pid(kafka)
