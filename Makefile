@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## Create .venv and install lagduel with its test tools
 
-demo: $(STAMP)  ## Duel the backends on a short burst on an embedded Kafka; prints the report's path
-	$(BIN)/lagduel duel --profile burst --settle 75
+demo: $(STAMP)  ## Duel Knative and OpenFaaS twice each on a burst (embedded Kafka); prints the report's path
+	$(BIN)/lagduel duel --profile burst --backends knative,openfaas --repeat 2 --settle 30
 
 test: $(STAMP)  ## Run the import contracts and the test suite (starts a real Kafka broker)
 	$(BIN)/lint-imports

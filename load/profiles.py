@@ -90,8 +90,9 @@ class Ramp:
 class Burst:
     """`baseline` events/s, plus `height` more for `length` seconds starting at `at`."""
 
-    # Defaults: the README demo. 300 ev/s at the peak asks ~3 score replicas of either serverless
-    # backend (concurrency 4, 20 ms) and still lets all three backends finish in minutes on 2 cores.
+    # Defaults: the README demo. 300 ev/s at the peak asks 4 score replicas of either serverless backend
+    # (concurrency 4, 50 ms: 80 ev/s each), so one replica cannot carry it and five can (pipeline.yaml), and
+    # it stays under half of what the pinned emulations carry on 2 cores (BENCHMARKS.md).
     baseline: float = 20.0
     height: float = 280.0
     at: float = 10.0
