@@ -16,9 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError, InvalidMessageError, MessageSizeTooLargeError, TopicAuthorizationFailedError,
+)
 
 from functions import STAGES, Emit, Rejected
 from pipeline import events
+from pipeline.delivery.dispatcher import BROKER_MAX_MESSAGE_BYTES
 from pipeline.topology import Stage, Topology
 
 log = logging.getLogger("lagduel.native")
@@ -30,6 +34,9 @@ TAKE_WITHIN_S = 0.002
 """How long a batch waits to fill: the most it adds to an event's latency when the stream is slow."""
 LINGER_S = 0.005
 """The producer's linger, as every other lagduel producer's (`KafkaSettings.linger_ms`)."""
+PERMANENT_SEND_ERRORS = (MessageSizeTooLargeError, TopicAuthorizationFailedError, ClusterAuthorizationFailedError,
+                         InvalidMessageError)
+"""Send errors a retry cannot cure: the output is dead-lettered (reason + truncated bytes) instead."""
 
 
 def agent_concurrency(stage: Stage) -> int:
@@ -53,6 +60,7 @@ def build_app(topology: Topology, bootstrap: str, on_started: Callable[[], None]
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger=LINGER_S,
+        producer_max_request_size=BROKER_MAX_MESSAGE_BYTES,  # what the broker takes, not aiokafka's 1,000,000
         topic_replication_factor=topology.replication_factor,
         topic_partitions=topology.partitions,
     )
@@ -74,32 +82,64 @@ def _add_agent(app: faust.App, stage: Stage, dlq: faust.TopicT, source: str) -> 
     in_flight = asyncio.Semaphore(agent_concurrency(stage))
     tasks: set[asyncio.Task[None]] = set()  # referenced until done, as asyncio requires
 
-    def acknowledge(record: faust.EventT) -> Callable[[asyncio.Future[Any]], None]:
+    def unproducible(topic: str, rec: events.KafkaRecord, exc: BaseException) -> events.KafkaRecord | None:
+        """The dead letter that replaces an output the broker refuses for good; None when a retry may cure it."""
+        if topic == dlq_topic or not isinstance(exc, PERMANENT_SEND_ERRORS):
+            return None
+        log.error("stage %s: cannot produce to %s (%r); dead-lettered", stage.name, topic, exc)
+        return events.poison_record(rec.key, rec.value, rec.headers, stage.name,
+                                    f"cannot produce to {topic}: {type(exc).__name__}: {exc}")
+
+    def acknowledge(record: faust.EventT, topic: str, rec: events.KafkaRecord) -> Callable[[asyncio.Future[Any]], None]:
         def on_delivery(fut: asyncio.Future[Any]) -> None:
             exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
             if exc is None:
                 record.ack()
                 return
+            dead = unproducible(topic, rec, exc)
+            if dead is not None:  # its dead letter acknowledges the input instead
+                track(asyncio.ensure_future(send_record(dlq_topic, dead, record)))
+                return
             log.error("stage %s: output not acknowledged, stopping with its input uncommitted: %r", stage.name, exc)
             asyncio.ensure_future(app.crash(exc))
         return on_delivery
 
+    def track(task: asyncio.Future[Any]) -> None:
+        tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(tasks.discard)  # type: ignore[arg-type]
+
+    async def send_record(topic: str, rec: events.KafkaRecord, record: faust.EventT) -> None:
+        try:
+            delivery = await app.producer.send(topic, rec.key, rec.value, None, None, rec.headers)
+        except PERMANENT_SEND_ERRORS as exc:  # refused before it left (e.g. over the request size)
+            dead = unproducible(topic, rec, exc)
+            if dead is None:
+                raise
+            topic, rec = dlq_topic, dead
+            delivery = await app.producer.send(topic, rec.key, rec.value, None, None, rec.headers)
+        delivery.add_done_callback(acknowledge(record, topic, rec))  # type: ignore[attr-defined]
+
     async def send(topic: str, event: events.CloudEvent, record: faust.EventT) -> None:
-        rec = events.to_kafka(event, "binary")
-        delivery = await app.producer.send(topic, rec.key, rec.value, None, None, rec.headers)
-        delivery.add_done_callback(acknowledge(record))  # type: ignore[attr-defined]
+        await send_record(topic, events.to_kafka(event, "binary"), record)
 
     async def handle(record: faust.EventT) -> None:
         msg = record.message
+        headers = _headers(msg.headers)
         try:
-            event = events.from_kafka(msg.key, msg.value, _headers(msg.headers))
+            event = events.from_kafka(msg.key, msg.value, headers)
             if event.get_type() != stage.input.type:
                 raise events.EventError(f"stage {stage.name} takes {stage.input.type!r}, not {event.get_type()!r}")
-            result = fn(events.data_of(event))
+            data = events.data_of(event)
         except events.EventError as exc:
-            # Not a CloudEvent at all: wrap the raw bytes so the dead letter still carries them.
-            wrapped = events.new_event("dev.lagduel.invalid", stage_source, {"raw": (msg.value or b"")[:1024].decode("utf-8", "replace")})
-            await send(dlq_topic, events.dead_letter(wrapped, stage.name, str(exc)), record)
+            # Undecodable: the original headers (a binary event's bookkeeping), key and bytes, with the reason.
+            await send_record(dlq_topic, events.poison_record(msg.key, msg.value, headers, stage.name, str(exc)), record)
+            return
+        try:
+            result = fn(data)
+        except Exception as exc:  # a stage bug: dead-lettered with the reason, as the HTTP backends' 5xx end
+            log.exception("stage %s failed on event %s", stage.name, event.get_id())
+            reason = f"stage {stage.name} failed: {type(exc).__name__}: {exc}"
+            await send(dlq_topic, events.dead_letter(event, stage.name, reason), record)
             return
         if stage.latency_s:
             await asyncio.sleep(stage.latency_s)
