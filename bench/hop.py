@@ -33,10 +33,10 @@ def single_stage(topology: Topology, prefix: str) -> Topology:
     return t.model_copy(update={"stages": t.stages[:1]})
 
 
-def raw_loop(bootstrap: str, topology_json: str, group: str) -> None:
-    """(a): consume a batch, run the stage, produce the batch, wait for acks, commit. At-least-once."""
+def raw_loop(bootstrap: str, topology_json: str, group: str, index: int = 0) -> None:
+    """(a): consume a batch, run stage `index`, produce the batch, wait for acks, commit. At-least-once."""
     topology = Topology.model_validate_json(topology_json)
-    stage = topology.stages[0]
+    stage = topology.stages[index]
     fn = STAGES[stage.function]
     settings = KafkaSettings(bootstrap)
     consumer = Consumer(settings.consumer(group))

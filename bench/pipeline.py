@@ -19,17 +19,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import uvloop
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from functions import STAGES, Emit
 from load.batch import run_batch
-from pipeline import events
 from pipeline.backends import make_backend
 from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.orders import OrderFactory, order_event
 from pipeline.topology import Topology, load_topology
 
 from bench.harness import RECORD_BYTES, prefill, steady_rate
+from bench.hop import raw_loop
 from bench.memory import peak_of
 
 PINNED_REPLICAS = 5
@@ -148,40 +147,13 @@ def pinned_pipeline(name: str, settings: KafkaSettings, topology: Topology, rate
     return uvloop.run(go())
 
 
-def chain_stage(bootstrap: str, topology_json: str, index: int, group: str) -> None:
-    """One stage of the plain chain: consume a batch, run the stage, produce, wait for acks, commit."""
-    topology = Topology.model_validate_json(topology_json)
-    stage = topology.stages[index]
-    fn = STAGES[stage.function]
-    settings = KafkaSettings(bootstrap)
-    consumer = Consumer(settings.consumer(group))
-    producer = Producer(settings.producer(**{"linger.ms": 5}))
-    consumer.subscribe([stage.input.topic])
-    source = f"{topology.source}/{stage.name}"
-    while True:
-        msgs = consumer.consume(1000, timeout=0.5)
-        positions: dict[tuple[str, int], int] = {}
-        for msg in msgs:
-            if msg.error():
-                continue
-            positions[(msg.topic(), msg.partition())] = msg.offset() + 1
-            event = events.from_kafka(msg.key(), msg.value(), msg.headers())
-            result = fn(events.data_of(event))
-            if isinstance(result, Emit):
-                rec = events.to_kafka(events.successor(event, stage.output.type, source, result.data))
-                producer.produce(stage.output.topic, rec.value, rec.key, headers=rec.headers)
-        if positions:
-            producer.flush()  # every output acknowledged before the inputs are committed
-            consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in positions.items()], asynchronous=False)
-
-
 def plain_chain_rate(settings: KafkaSettings, topology: Topology, count: int = 20_000) -> float:
     """Events/s through the plain 3-stage chain, read at its output (prefilled input, start-up excluded)."""
     t = topology.with_topic_prefix(f"pc-{uuid.uuid4().hex[:6]}-").with_stage_overrides(latency_ms=0)
     create_topics(settings, t.topics, t.partitions)
     prefill(settings, t, t.input.topic, count, t.partitions)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=chain_stage, args=(settings.bootstrap_servers, t.model_dump_json(), i, f"pc-{i}"),
+    procs = [ctx.Process(target=raw_loop, args=(settings.bootstrap_servers, t.model_dump_json(), f"pc-{i}", i),
                          daemon=True) for i in range(len(t.stages))]
     for p in procs:
         p.start()
