@@ -17,8 +17,13 @@ from pipeline.kafka.settings import KafkaSettings
 
 class GroupMembership:
     def __init__(self, settings: KafkaSettings, timeout_s: float = 10.0) -> None:
+        self._settings = settings
         self._admin = AdminClient(settings.admin())
         self._timeout = timeout_s
+
+    def _reconnect(self) -> None:
+        """A long-lived admin client can stay wedged after a broker restart: replace it."""
+        self._admin = AdminClient(self._settings.admin())
 
     def unassigned(self, groups: Iterable[tuple[str, str]]) -> list[str]:
         """Of (group, topic) pairs, a line for each group that is not yet stable with every partition of its
@@ -27,20 +32,28 @@ class GroupMembership:
         if not pairs:
             return []
         topics = {t for _, t in pairs}
-        md = self._admin.list_topics(timeout=self._timeout).topics
+        try:
+            md = self._admin.list_topics(timeout=self._timeout).topics
+        except KafkaException as exc:  # the broker unreachable or restarting: a fresh client for the next call
+            self._reconnect()
+            return [f"{g}: metadata unavailable: {exc}" for g, _ in pairs]
         partitions = {t: len(md[t].partitions) if t in md and md[t].error is None else 0 for t in topics}
         futures = self._admin.describe_consumer_groups(list({g for g, _ in pairs}), request_timeout=self._timeout)
         missing = []
+        failed = False
         for group, topic in pairs:
             try:
                 desc = futures[group].result()
             except KafkaException as exc:
                 missing.append(f"{group}: {exc}")
+                failed = True
                 continue
             owned = {tp.partition for m in desc.members for tp in m.assignment.topic_partitions if tp.topic == topic}
             if desc.state != ConsumerGroupState.STABLE or len(owned) < partitions[topic]:
                 missing.append(f"{group}: {desc.state.name.lower()}, {len(owned)}/{partitions[topic]} partitions "
                                f"of {topic} assigned")
+        if failed:
+            self._reconnect()
         return missing
 
     def wait_assigned(self, groups: Iterable[tuple[str, str]], timeout_s: float) -> None:

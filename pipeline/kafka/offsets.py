@@ -50,13 +50,30 @@ class OffsetSnapshot:
 
 class OffsetReader:
     def __init__(self, settings: KafkaSettings, timeout_s: float = 10.0) -> None:
-        self._admin = AdminClient(settings.admin())
-        # Never subscribes, so never joins a group; read_uncommitted as KEDA's Sarama client reads (latest = HWM).
-        self._consumer = Consumer(settings.consumer("lagduel-offset-reader", **{"isolation.level": "read_uncommitted"}))
+        self._settings = settings
         self._timeout = timeout_s
+        self.reconnects = 0
+        """How often the clients were made anew after a failed read (e.g. across a broker restart)."""
+        self._connect()
         self._partitions: dict[str, int] = {}
         self._latest: dict[str, list[list[TopicPartition]]] = {}
         self._unset: dict[str, list[list[TopicPartition]]] = {}
+
+    def _connect(self) -> None:
+        self._admin = AdminClient(self._settings.admin())
+        # Never subscribes, so never joins a group; read_uncommitted as KEDA's Sarama client reads (latest = HWM).
+        self._consumer = Consumer(self._settings.consumer("lagduel-offset-reader",
+                                                          **{"isolation.level": "read_uncommitted"}))
+
+    def _reconnect(self) -> None:
+        """Long-lived clients can stay wedged after the broker went away and came back (every request timing
+        out): replace them. The partition counts and request lists stay valid."""
+        self.reconnects += 1
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError):
+            pass
+        self._connect()
 
     def partitions(self, topic: str) -> int:
         """How many partitions the topic has (Kafka numbers them 0..n-1); cached."""
@@ -73,8 +90,16 @@ class OffsetReader:
         return self._partitions[topic]
 
     def read(self, topics: Iterable[str], groups: Iterable[tuple[str, str]]) -> OffsetSnapshot:
+        """One snapshot; a failed read (timeout, transport error) makes the clients anew and tries once more."""
         topics = list(dict.fromkeys(topics))
         groups = list(dict.fromkeys(groups))
+        try:
+            return self._read(topics, groups)
+        except KafkaException:
+            self._reconnect()
+            return self._read(topics, groups)
+
+    def _read(self, topics: list[str], groups: list[tuple[str, str]]) -> OffsetSnapshot:
         for t in (*topics, *(t for _, t in groups)):
             self.partitions(t)
         # Commit requests go out first and are answered while the log ends are read.

@@ -1,17 +1,23 @@
-"""Bad input for the end-to-end fault tests: poison records on a pipeline's input topic, one oversize event,
-and the checks that each was dead-lettered (or counted) and that every group committed past it."""
+"""Faults for the end-to-end tests: poison records on a pipeline's input topic, one oversize event, the checks
+that each was dead-lettered (or counted) and that every group committed past it; a private, restartable broker."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer, Producer
 
 from pipeline import events
+from pipeline.broker.maven import resolve_jars
+from pipeline.broker.process import EmbeddedKafka
 from pipeline.delivery.dispatcher import BROKER_MAX_MESSAGE_BYTES
 from pipeline.kafka import KafkaSettings, OffsetReader
+from pipeline.settings import read_environment
 from pipeline.topology import Topology
 
 STRUCTURED = [("content-type", b"application/cloudevents+json")]
@@ -88,3 +94,23 @@ async def committed_past_everything(settings: KafkaSettings, groups: list[tuple[
             await asyncio.sleep(0.5)
     finally:
         reader.close()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[EmbeddedKafka]:
+    """A broker of the test's own, which the test may restart (never the session's broker)."""
+    env = read_environment()
+    broker = EmbeddedKafka(resolve_jars(env.cache_dir, env.kafka_version), tmp_path / "broker").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def restart_when(broker: EmbeddedKafka, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Once `ready()` (the run is under way), stop the broker and start it on the same port and data."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, "the run never got under way"
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(broker.restart)

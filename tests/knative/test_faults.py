@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from load.batch import run_batch
+from pipeline.broker.process import EmbeddedKafka
 from pipeline.kafka import KafkaSettings
 from pipeline.knative.backend import KnativeBackend
 from pipeline.orders import OrderFactory
 from pipeline.topology import Emulation, Topology
 
-from tests.foundation.poison import NOT_AN_EVENT, committed_past_everything, dead_letters, reason, write_oversize, write_poison
+from tests.foundation.poison import (  # noqa: F401 - private_broker is a fixture
+    NOT_AN_EVENT, committed_past_everything, dead_letters, private_broker, reason, restart_when, write_oversize,
+    write_poison,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -34,3 +40,19 @@ async def test_poison_and_oversize_records_are_dead_lettered_or_counted_and_comm
         await committed_past_everything(kafka_settings, [(s.group, s.topic) for s in backend.lag_sources()])
         assert backend.trigger_stats["output"].unrouted == 1
         assert backend.status()[0].extra["unrouted_events"] == 1
+
+
+async def test_a_broker_restart_mid_run_loses_nothing(private_broker: EmbeddedKafka, topology: Topology) -> None:
+    settings = KafkaSettings(private_broker.bootstrap, linger_ms=1)
+    t = topology.with_stage_overrides(latency_ms=5, min_replicas=1, delivery={"backoff_delay_s": 0.05})
+    t = t.model_copy(update={"emulation": Emulation(pod_start_delay_s=0.2)})
+    async with KnativeBackend(t, settings) as backend:
+        await backend.wait_started(30)
+        running = asyncio.create_task(run_batch(backend, t, settings, 1500, OrderFactory(seed=9, invalid_share=0.1),
+                                                timeout_s=120))
+        await restart_when(private_broker, lambda: backend.trigger_stats["output"].processed >= 100)
+        result = await running
+        r = result.report
+        assert result.complete and r["lost"] == 0 and r["misrouted"] == 0, r
+        await committed_past_everything(settings, [(s.group, s.topic) for s in backend.lag_sources()], 60)
+    print(f"duplicates after a broker restart: {r['duplicated']}")
