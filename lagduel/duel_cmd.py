@@ -94,7 +94,8 @@ def _slos(texts: tuple[str, ...]) -> list[Slo]:
 @click.option("--kube-context", default=None,
               help="On a real cluster (with --bootstrap): read replicas from this kube context's API.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30.")
+              help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30; "
+                   "partitions, replication_factor and emulation.* apply to the topology, e.g. --set partitions=12.")
 @click.option("--repeat", "repeats", type=click.IntRange(1, 50), default=1, show_default=True,
               help="Run each backend N times in a seeded, interleaved order; report medians and spreads, and declare "
                    "a winner only where the intervals do not overlap (min–max for 2 runs, bootstrap 95 % CI from 3).")
@@ -134,10 +135,13 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     try:
         topology = load_topology(topology_path)
-        if sets:
-            topology = topology.with_stage_overrides(**_overrides(sets))
-    except (TopologyError, ValueError) as exc:
+    except TopologyError as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
+    if sets:
+        try:
+            topology = topology.with_stage_overrides(**_overrides(sets))
+        except TopologyError as exc:
+            raise click.BadParameter(str(exc).splitlines()[0], param_hint="--set") from None
     slos = _slos(slo_texts)
     try:
         faults = tuple(parse_fault(f, [s.name for s in topology.stages], profile.duration_s) for f in fault_texts)

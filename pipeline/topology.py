@@ -21,6 +21,10 @@ _TOPIC = r"^[a-zA-Z0-9._-]{1,249}$"
 _TYPE = r"^[a-zA-Z0-9._-]+$"
 
 
+TOPOLOGY_WIDE = frozenset({"partitions", "replication_factor", "emulation"})
+"""Keys an override applies to the whole topology rather than to every stage."""
+
+
 class TopologyError(ValueError):
     """The topology file is missing, unreadable or invalid; the message names the key."""
 
@@ -260,13 +264,20 @@ class Topology(_Frozen):
         return Topology.model_validate(_with_inputs(raw))
 
     def with_stage_overrides(self, **overrides: Any) -> Topology:
-        """A copy with the given settings applied to every stage (e.g. latency_ms=0)."""
+        """A copy with the given settings applied to every stage (e.g. latency_ms=0); the topology-wide keys
+        (`partitions`, `replication_factor`, `emulation`) apply to the topology itself. Invalid values raise
+        TopologyError naming the key path."""
         raw = self.model_dump(mode="python")
+        _deep_merge_into(raw, {k: v for k, v in overrides.items() if k in TOPOLOGY_WIDE})
+        stage_overrides = {k: v for k, v in overrides.items() if k not in TOPOLOGY_WIDE}
         for st in raw["stages"]:
-            if "initial_replicas" in overrides and st["knative"]["initial_scale"] == st["initial_replicas"]:
+            if "initial_replicas" in stage_overrides and st["knative"]["initial_scale"] == st["initial_replicas"]:
                 st["knative"]["initial_scale"] = None  # derived, not set: follows the new initial_replicas
-            _deep_merge_into(st, overrides)
-        return Topology.model_validate(raw)
+            _deep_merge_into(st, stage_overrides)
+        try:
+            return Topology.model_validate(raw)
+        except ValidationError as exc:
+            raise TopologyError(_describe_override(exc)) from None
 
 
 def _slug(prefix: str) -> str:
@@ -317,6 +328,22 @@ def parse_topology(raw: Any, origin: str = "<topology>") -> Topology:
         return Topology.model_validate(raw)
     except ValidationError as exc:
         raise TopologyError(_describe(exc, origin)) from None
+
+
+def _describe_override(exc: ValidationError) -> str:
+    """As `_describe`, with a stage setting named once (it was applied to every stage), not per stage."""
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = err["loc"]
+        if loc == ("stages",):
+            continue  # a consequence of the stages' own errors
+        if loc[:1] == ("stages",) and len(loc) > 2:
+            loc = loc[2:]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        line = f"{'.'.join(str(x) for x in loc)}: {msg}"
+        if line not in lines:
+            lines.append(line)
+    return "; ".join(lines)
 
 
 def _describe(exc: ValidationError, origin: str) -> str:

@@ -96,3 +96,11 @@ def test_every_emulation_knob_is_validated() -> None:
         broken = {**raw, "emulation": {**raw["emulation"], section: {**raw["emulation"][section], key: bad}}}
         with pytest.raises(TopologyError, match=f"emulation.{section}.{key}"):
             parse_topology(broken)
+
+
+def test_overrides_reach_the_topology_wide_keys_and_name_a_bad_key_once() -> None:
+    t = load_topology().with_stage_overrides(partitions=12, emulation={"pod_start_delay_s": 0.5}, latency_ms=3)
+    assert t.partitions == 12 and t.emulation.pod_start_delay_s == 0.5 and {s.latency_ms for s in t.stages} == {3}
+    with pytest.raises(TopologyError) as err:
+        load_topology().with_stage_overrides(latency_ms=-1)
+    assert str(err.value) == "latency_ms: Input should be greater than or equal to 0"

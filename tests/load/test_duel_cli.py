@@ -89,6 +89,9 @@ def test_a_saturated_machine_makes_the_run_instrument_bound_and_exit_4(kafka_set
     (["--backends", "native,native"], "names a backend twice"),
     (["--kube-context", "prod"], "give --bootstrap"),
     (["--out", "/proc/no-such-dir"], "cannot write the run folder"),
+    (["--set", "latency_ms=-1"], "--set: latency_ms: Input should be greater than or equal to 0"),
+    (["--set", "nosuch=1"], "--set: nosuch: unknown key"),
+    (["--set", "emulation.pod_start_delay_s=soon"], "emulation.pod_start_delay_s: Input should be a valid number"),
 ])
 def test_user_mistakes_are_one_line_before_anything_starts(args: list[str], says: str) -> None:
     res = CliRunner().invoke(main, ["duel", *args])
