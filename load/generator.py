@@ -6,6 +6,8 @@ connected), so intended times are comparable across processes and with the sink'
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import multiprocessing as mp
 import queue
 import threading
@@ -87,7 +89,11 @@ def per_second_schedule(plan: LoadPlan) -> list[int]:
 
 
 def _worker_main(plan: LoadPlan, settings: KafkaSettings, worker: int, ready: Any, start: Any, progress: Any,
-                 results: Any) -> None:
+                 results: Any, logs: Any) -> None:
+    # The worker's log records (librdkafka's included) go to the parent's handlers: its log file, not the terminal.
+    root = logging.getLogger()
+    root.handlers = [logging.handlers.QueueHandler(logs)]
+    root.setLevel(logging.INFO)
     try:
         sender = ShareSender(plan, settings, worker)  # encoding and connecting before the start signal
         ready.put(worker)
@@ -107,7 +113,10 @@ def run_load(plan: LoadPlan, settings: KafkaSettings,
     ready, results = ctx.Queue(), ctx.Queue()
     starts = [ctx.Queue() for _ in range(plan.workers)]
     progress = ctx.Array("d", plan.workers * SLOTS, lock=False)
-    procs = [ctx.Process(target=_worker_main, args=(plan, settings, w, ready, starts[w], progress, results),
+    logs = ctx.Queue()
+    forward = logging.handlers.QueueListener(logs, *logging.getLogger().handlers, respect_handler_level=True)
+    forward.start()
+    procs = [ctx.Process(target=_worker_main, args=(plan, settings, w, ready, starts[w], progress, results, logs),
                          name=f"lagduel-load-{w}", daemon=True) for w in range(plan.workers)]
     cumulative = per_second_schedule(plan)
     for p in procs:
@@ -135,6 +144,7 @@ def run_load(plan: LoadPlan, settings: KafkaSettings,
             p.join(timeout=0 if cancelled is not None and cancelled.is_set() else 5)
             if p.is_alive():
                 p.kill()
+        forward.stop()
     crashed = [e for r in done for e in r.errors if "crashed" in e]
     if crashed:
         raise GeneratorFailed(crashed[0])
