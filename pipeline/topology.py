@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions import STAGES
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "pipeline.yaml"
+DEFAULT_TOPOLOGY = Path(__file__).resolve().parent / "pipeline.yaml"
+"""The reference topology, shipped in the package (the repository root links to it as pipeline.yaml)."""
 _NAME = r"^[a-z][a-z0-9-]*$"
 _TOPIC = r"^[a-zA-Z0-9._-]{1,249}$"
 _TYPE = r"^[a-zA-Z0-9._-]+$"
