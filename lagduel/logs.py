@@ -35,6 +35,7 @@ def configure(verbose: int) -> None:
         root.removeHandler(old)
         old.close()
     root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    logging.captureWarnings(True)  # e.g. urllib3's InsecureRequestWarning per API call: to the log, once each
     console = logging.StreamHandler()
     console.setLevel((logging.ERROR, logging.WARNING, logging.INFO)[min(verbose, 2)])
     console.setFormatter(logging.Formatter(_FORMAT))
