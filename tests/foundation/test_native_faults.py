@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from load.batch import run_batch
 from pipeline.backends import make_backend
-from pipeline.kafka import KafkaSettings
+from pipeline.broker.process import EmbeddedKafka
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
 from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
-from tests.foundation.poison import committed_past_everything, dead_letters, reason, write_oversize, write_poison
+from tests.foundation.poison import (  # noqa: F401 - private_broker is a fixture
+    committed_past_everything, dead_letters, private_broker, reason, restart_when, write_oversize, write_poison,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -30,3 +35,22 @@ async def test_poison_and_oversize_records_are_dead_lettered_and_committed_past(
         assert all(reason(h) for h in found.values()), found
         await committed_past_everything(kafka_settings, [(s.group, s.topic) for s in backend.lag_sources()])
         assert backend.restarts == 0  # no agent crashed on the way
+
+
+async def test_a_broker_restart_mid_run_loses_nothing(private_broker: EmbeddedKafka, topology: Topology) -> None:
+    settings = KafkaSettings(private_broker.bootstrap, linger_ms=1)
+    t = topology.with_stage_overrides(latency_ms=5)
+    create_topics(settings, t.topics, t.partitions)
+    async with make_backend("native", t, settings) as backend:
+        await backend.wait_started(60)
+        running = asyncio.create_task(run_batch(backend, t, settings, 1500, OrderFactory(seed=9, invalid_share=0.1),
+                                                timeout_s=120))
+        reader = OffsetReader(settings)
+        group, topic = backend.lag_sources()[-1].group, backend.lag_sources()[-1].topic
+        await restart_when(private_broker, lambda: sum(p.committed or 0 for p in reader.lag(group, topic).partitions) > 0)
+        assert not running.done()  # the restart came mid-run
+        result = await running
+        r = result.report
+        assert result.complete and r["lost"] == 0 and r["misrouted"] == 0, r
+        reader.close()
+    print(f"duplicates after a broker restart: {r['duplicated']}, worker restarts: {backend.restarts}")

@@ -51,6 +51,7 @@ async def test_a_broker_restart_mid_run_loses_nothing(private_broker: EmbeddedKa
         running = asyncio.create_task(run_batch(backend, t, settings, 1500, OrderFactory(seed=9, invalid_share=0.1),
                                                 timeout_s=120))
         await restart_when(private_broker, lambda: backend.trigger_stats["output"].processed >= 100)
+        assert not running.done()  # the restart came mid-run
         result = await running
         r = result.report
         assert result.complete and r["lost"] == 0 and r["misrouted"] == 0, r
