@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline.asgi import read_body
+from pipeline.asgi import BodyTooLarge, read_body
 from pipeline.autoscale.keda import CE_MAX_REPLICAS
 from pipeline.delivery import RouteTimeout
 from pipeline.delivery.http1 import Http1Client
@@ -59,6 +59,10 @@ class GatewayConfig:
     """Empty: a random one is made, as the chart's generateBasicAuth does."""
     hop_s: float = 0.0
     """Modeled cost of the hops folded away in process: connector → gateway → replica, watchdog → function."""
+    max_body: int = 2 << 20
+    """Request bodies over this are refused with 413, not buffered: twice the stage host's limit (and the
+    broker's record limit), so every body a function could take passes. Not an upstream figure
+    (openfaas-keda.md records none for the gateway)."""
 
 
 class GatewayMetrics:
@@ -107,7 +111,13 @@ class Gateway:
     async def _function_asgi(self, scope: Scope, receive: Receive, send: Send, name: str, path: str) -> None:
         """`/function/<name>[/<path>]` as plain ASGI: the same answer as `function`, without the
         per-request cost of Starlette's request, response and middleware objects on the hot path."""
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive, self.config.max_body)
+        except BodyTooLarge as exc:
+            await send({"type": "http.response.start", "status": 413,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": str(exc).encode()})
+            return
         if body is None:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]

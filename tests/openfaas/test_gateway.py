@@ -106,3 +106,15 @@ async def test_async_function_answers_202_and_calls_back(gateway) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_an_oversize_body_is_413_with_a_message_and_a_malformed_one_400(gateway) -> None:
+    gw, url, replicas = gateway
+    headers, body = order_request()
+    async with httpx.AsyncClient(timeout=60) as client:
+        r = await client.post(f"{url}/function/validate", headers=headers, content=b"x" * (gw.config.max_body + 1))
+        assert r.status_code == 413 and "limit" in r.text
+        assert replicas.desired == 0  # refused at the gateway: no replica was woken for it
+        r = await client.post(f"{url}/function/validate", content=b"[]",
+                              headers={"content-type": "application/cloudevents+json"})
+        assert r.status_code == 400 and "JSON object" in r.text
