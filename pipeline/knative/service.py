@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from pipeline.asgi import BodyTooLarge, read_body
 from pipeline.settings import read_environment
 from pipeline.stagehost import MAX_BODY, StageHost, error_reply
 from pipeline.topology import Stage, Topology, TopologyError, load_topology
@@ -58,25 +59,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc).decode()
-
-
-_TOO_BIG = b"<too big>"
-
-
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body; `_TOO_BIG` once it passes `limit` (not buffered further); None if the client left."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return _TOO_BIG
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def build_app(stage: Stage, registry: CollectorRegistry | None = None, max_body: int = MAX_BODY,
@@ -115,12 +97,13 @@ def build_app(stage: Stage, registry: CollectorRegistry | None = None, max_body:
         gauge = metrics.in_flight.labels(stage.name)
         gauge.inc()
         try:
-            body = await read_body(receive, max_body)
-            if body is None:
-                return  # the client went away
-            if body is _TOO_BIG:
+            try:
+                body = await read_body(receive, max_body)
+            except BodyTooLarge:
                 reply = error_reply(413, f"body exceeds the limit of {max_body} bytes")
             else:
+                if body is None:
+                    return  # the client went away
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # lower-case
                 reply = host.respond(headers, body)
                 if reply.ran and stage.latency_s > 0:

@@ -28,10 +28,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pipeline.asgi import read_body
+from pipeline.asgi import BodyTooLarge, read_body
 from pipeline.openfaas.handler import FunctionHandler
 from pipeline.openfaas.index import METHODS, Event, FunctionServer
 from pipeline.settings import read_environment
+from pipeline.stagehost import MAX_BODY
 from pipeline.topology import Stage, load_topology
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -131,7 +132,10 @@ class Watchdog:
                                 b"Concurrent request limit exceeded")
         self.in_flight += 1
         try:
-            body = await read_body(receive)
+            try:
+                body = await read_body(receive, MAX_BODY)
+            except BodyTooLarge as exc:  # refused before it is buffered whole, as the stage host would refuse it
+                return await _reply(send, 413, [_TEXT], str(exc).encode())
             if body is None:
                 return
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # lower-case (ASGI)

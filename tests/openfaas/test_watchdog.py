@@ -153,3 +153,19 @@ async def test_watchdog_sigterm_drops_health_then_finishes_in_flight(spawn) -> N
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.02)
         assert (await slow).status_code == 200
+
+
+async def test_an_oversize_body_is_refused_before_it_is_buffered() -> None:
+    import httpx
+
+    from pipeline.openfaas.handler import FunctionHandler
+    from pipeline.openfaas.index import FunctionServer
+    from pipeline.openfaas.watchdog import Watchdog, WatchdogConfig
+    from pipeline.stagehost import MAX_BODY
+    from pipeline.topology import load_topology
+
+    stage = load_topology().stage("validate")
+    watchdog = Watchdog(WatchdogConfig.for_stage(stage, {}), FunctionServer(FunctionHandler(stage), 1))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=watchdog.app()), base_url="http://wd") as client:
+        r = await client.post("/", content=b"x" * (MAX_BODY + 1))
+    assert r.status_code == 413 and b"over the limit" in r.content
