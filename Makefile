@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## Create .venv and install lagduel with its test tools
 
 demo: $(STAMP)  ## Duel Knative and OpenFaaS twice each on a burst (embedded Kafka); prints the report's path
-	$(BIN)/lagduel duel --profile burst --backends knative,openfaas --repeat 2 --settle 30
+	@# Exit 3 (an SLO failed) or 4 (instrument-bound) still wrote a full report: the demo shows it, not a make error.
+	$(BIN)/lagduel duel --profile burst --backends knative,openfaas --repeat 2 --settle 30 || [ $$? -ge 3 ]
 
 test: $(STAMP)  ## Run the import contracts and the test suite (starts a real Kafka broker)
 	$(BIN)/lint-imports
