@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -17,6 +18,9 @@ from pipeline.topology import Stage, Topology
 
 PIPELINE_LABEL = "lagduel.dev/pipeline"
 STAGE_LABEL = "lagduel.dev/stage"
+BACKEND_LABEL = "lagduel.dev/backend"
+"""On the stage pods, so this backend's NetworkPolicy selects them and not the OpenFaaS connectors that
+may share the namespace."""
 TOPOLOGY_PATH = "/etc/lagduel/pipeline.yaml"
 Manifest = dict[str, Any]
 
@@ -130,7 +134,7 @@ def kpa_annotations(stage: Stage) -> dict[str, str]:
 
 
 def _service(t: Topology, ns: str, stage: Stage, o: RenderOptions) -> Manifest:
-    labels = {PIPELINE_LABEL: t.pipeline, STAGE_LABEL: stage.name}
+    labels = {PIPELINE_LABEL: t.pipeline, STAGE_LABEL: stage.name, BACKEND_LABEL: "knative"}
     resources = {"cpu": stage.limits.cpu, "memory": stage.limits.memory}
     container = {
         "name": "stage",
@@ -160,10 +164,7 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
     ns = o.namespace or t.namespace
     broker_config = f"{t.broker}-broker-config"
     out: list[Manifest] = [
-        {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": {"name": ns, "labels": {PIPELINE_LABEL: t.pipeline,
-                                             "pod-security.kubernetes.io/enforce": "restricted",
-                                             "pod-security.kubernetes.io/warn": "restricted"}}},
+        namespace(t.pipeline, ns),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(f"{t.pipeline}-topology", ns, t),
          "data": {"pipeline.yaml": yaml.safe_dump(topology_document(t), sort_keys=False)}},
         # knative.md §2.1: the Kafka broker's topic settings and bootstrap live in its config ConfigMap.
@@ -189,19 +190,58 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
                 "spec": {"bootstrapServers": [o.bootstrap], "topics": [t.input.topic],
                          "consumerGroup": source_group(ns, t), "initialOffset": "earliest", "ordering": "ordered",
                          "sink": _ref("eventing.knative.dev/v1", "Broker", t.broker, ns)}})
-    out.append(_network_policy(t, ns))
+    out.append(_network_policy(t, ns, o))
     return out
 
 
-def _network_policy(t: Topology, ns: str) -> Manifest:
-    """Stage pods take traffic only from Knative's data planes and the ingress, and call out only to DNS."""
+def namespace(pipeline: str, ns: str) -> Manifest:
+    """The pipeline's namespace, the same document from both backends (one field manager applies it).
+
+    Pod Security enforces `baseline`, and warns and audits at `restricted`: the stage containers meet
+    `restricted`, but Knative's queue-proxy sidecar only does from Knative 1.8 on (knative/serving#13376
+    added its seccompProfile and dropped capabilities); before that its pods are refused under
+    `restricted` (knative/serving#13298). `baseline` admits every release's queue-proxy, and the
+    warnings still show any container short of `restricted`.
+    """
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {PIPELINE_LABEL: pipeline,
+                                                "pod-security.kubernetes.io/enforce": "baseline",
+                                                "pod-security.kubernetes.io/warn": "restricted",
+                                                "pod-security.kubernetes.io/audit": "restricted"}}}
+
+
+def _in_namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def egress_to(address: str, default_port: int) -> dict[str, Any]:
+    """An egress rule to `host[:port]` or a URL: the port, and the namespace when the host is a
+    Service name (`svc.ns`, `svc.ns.svc[...]`); any destination on that port otherwise."""
+    parts = urlsplit(address if "//" in address else f"//{address}")
+    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": parts.port or default_port}]}
+    labels = (parts.hostname or "").split(".")
+    if len(labels) == 2 or len(labels) > 2 and labels[2] == "svc":
+        rule["to"] = [_in_namespace(labels[1])]
+    return rule
+
+
+def dns_egress() -> dict[str, Any]:
+    return {"to": [_in_namespace("kube-system")], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+def _network_policy(t: Topology, ns: str, o: RenderOptions) -> Manifest:
+    """This backend's stage pods only: traffic in from Knative's data planes and the ingress; out to DNS,
+    Kafka and the Kafka broker's ingress (kafka-broker-receiver pods)."""
     sources = ["knative-serving", "knative-eventing", "kourier-system", "istio-system"]
+    broker_ingress = {**_in_namespace("knative-eventing"),
+                      "podSelector": {"matchLabels": {"app": "kafka-broker-receiver"}}}
+    kafka = [egress_to(b, 9092) for b in o.bootstrap.split(",")]
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(f"{t.pipeline}-stages", ns, t),
-            "spec": {"podSelector": {"matchLabels": {PIPELINE_LABEL: t.pipeline}}, "policyTypes": ["Ingress", "Egress"],
+            "spec": {"podSelector": {"matchLabels": {PIPELINE_LABEL: t.pipeline, BACKEND_LABEL: "knative"}},
+                     "policyTypes": ["Ingress", "Egress"],
                      "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [
                          {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sources}]}}]}],
-                     "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
-                                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}
+                     "egress": [dns_egress(), *kafka, {"to": [broker_ingress]}]}}
 
 
 # Files -----------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Deploy the rendered OpenFaaS set: functions through the gateway REST API, the rest with the kubernetes client.
 
 Everything is checked before anything changes: the gateway answers and accepts the credentials,
-the kube context works and serves ScaledObjects. Each failure is one ApplyError naming the cause.
+the kube context works and serves ScaledObjects, the function namespace exists (the OpenFaaS install
+makes it), every object passes a server-side dry run where its namespace exists. Then the functions
+are deployed and the manifests applied, the connectors' namespace first (created when missing). Each
+failure is one ApplyError naming the cause.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import httpx
 from pipeline.kube import ApplyError, Applier, dynamic_client
+from pipeline.openfaas.render import namespaces
 from pipeline.settings import Environment
 
 __all__ = ["ApplyError", "GatewayCredentials", "apply"]
@@ -82,11 +86,15 @@ class GatewayClient:
 
 def apply(stack: Mapping[str, Any], manifests: Sequence[dict[str, Any]], gateway: str, credentials: GatewayCredentials,
           context: str | None = None, kubeconfig: Path | None = None) -> list[str]:
-    """Deploy the functions, then server-side apply the manifests; returns what was done."""
+    """Check everything, deploy the functions, then server-side apply the manifests; returns what was done."""
+    function_namespaces = {fn.get("namespace", "") for fn in stack["functions"].values()} - {""}
+    function_namespace = next(iter(function_namespaces), "openfaas-fn")
     client = GatewayClient(gateway, credentials)
     try:
         client.check()
-        applier = Applier(dynamic_client(context, kubeconfig), manifests, "install KEDA (ScaledObject) first")
+        applier = Applier(dynamic_client(context, kubeconfig),
+                          namespaces(list(manifests), function_namespace) + list(manifests),
+                          "install KEDA (ScaledObject) first", "install OpenFaaS first (it makes its function namespace)")
         done = [client.deploy(function_deployment(name, fn)) for name, fn in stack["functions"].items()]
     finally:
         client.close()

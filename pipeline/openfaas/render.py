@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.knative.manifests import dns_egress, egress_to, namespace
 from pipeline.openfaas.connector import connector_group
 from pipeline.openfaas.replicaset import topology_document
 from pipeline.topology import Stage, Topology
@@ -203,15 +204,19 @@ def _network_policies(t: Topology, o: RenderOptions) -> list[Manifest]:
         "metadata": {"name": f"{t.pipeline}-connectors", "namespace": t.namespace, "labels": _labels(t)},
         "spec": {
             "podSelector": {"matchLabels": {**_labels(t), "app.kubernetes.io/component": "connector"}},
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}],  # metrics scrapes only
+            # A connector consumes and produces Kafka and calls the gateway; nothing else.
+            "egress": [dns_egress(), *(egress_to(b, 9092) for b in o.bootstrap.split(",")),
+                       egress_to(o.gateway, 8080)],
         },
     }
     return [functions, connectors]
 
 
 def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
-    """The Kubernetes objects (stack.yml is separate: faas-cli, not kubectl, applies it)."""
+    """The Kubernetes objects (stack.yml is separate: faas-cli, not kubectl, applies it). Their namespaces
+    are apart: see `namespaces`."""
     config = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": f"{t.pipeline}-openfaas-topology", "namespace": t.namespace, "labels": _labels(t)},
               "data": {"pipeline.yaml": yaml.safe_dump(topology_document(t), sort_keys=False)}}
@@ -219,14 +224,26 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
             *_network_policies(t, o)]
 
 
-_FILES = {"ConfigMap": "config.yaml", "Deployment": "connectors.yaml", "ScaledObject": "scaledobjects.yaml",
+def namespaces(manifests: list[Manifest], function_namespace: str) -> list[Manifest]:
+    """The namespaces the manifests use, but for the function namespace, which the OpenFaaS install owns.
+
+    Each is the document the Knative backend renders for it (so applying either backend leaves it alike),
+    for the pipeline named by the manifests' label.
+    """
+    used = {m["metadata"]["namespace"]: m["metadata"]["labels"]["lagduel.dev/pipeline"] for m in manifests
+            if m["metadata"].get("namespace") not in (None, function_namespace)}
+    return [namespace(pipeline, ns) for ns, pipeline in sorted(used.items())]
+
+
+_FILES = {"Namespace": "namespace.yaml", "ConfigMap": "config.yaml", "Deployment": "connectors.yaml", "ScaledObject": "scaledobjects.yaml",
           "NetworkPolicy": "network-policy.yaml"}
 
 
 def render_files(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, str]:
     """File name → text: stack.yml, function/pipeline.yaml (built into the function image), one file per kind."""
     grouped: dict[str, list[Manifest]] = {}
-    for m in render(t, o):
+    manifests = render(t, o)
+    for m in namespaces(manifests, o.function_namespace) + manifests:
         grouped.setdefault(_FILES[m["kind"]], []).append(m)
     files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
     files["stack.yml"] = HEADER + yaml.safe_dump(stack(t, o), sort_keys=False)
