@@ -25,14 +25,16 @@ import httpx
 import uvicorn
 from prometheus_client import CollectorRegistry
 
-from pipeline.autoscale.hpa import SYNC_PERIOD_S
+from pipeline.autoscale.hpa import TOLERANCE
 from pipeline.autoscale.keda import ScaledObjectPolicy
 from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.delivery import HttpSender, Supervised
 from pipeline.emulation import CpuMeter, await_started
-from pipeline.openfaas.connector import THROTTLE_MAX_WAIT_S, ConnectorConfig, ConnectorMetrics, FunctionConnector
+from pipeline.openfaas.connector import (
+    THROTTLE_MAX_WAIT_S, ConnectorConfig, ConnectorMetrics, FunctionConnector, connector_group,
+)
 from pipeline.openfaas.connectors import ConnectorStats
 from pipeline.openfaas.gateway import Gateway, GatewayConfig
 from pipeline.openfaas.replicaset import FunctionReplicas, write_topology
@@ -48,6 +50,11 @@ class _InProcessServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def lag_sources(t: Topology) -> list[LagSource]:
+    """Each connector's group on its stage's input topic: the lag KEDA scales the function on (§5.3)."""
+    return [LagSource(st.name, connector_group(t, st), st.input.topic) for st in t.stages]
 
 
 class OpenFaasBackend:
@@ -213,7 +220,7 @@ class OpenFaasBackend:
             await asyncio.sleep(self.control_tick_s)
 
     def connectors_group(self, stage: str) -> str:
-        return ConnectorConfig.for_stage(self.topology, stage, "").group
+        return connector_group(self.topology, self.topology.stage(stage))
 
     def connector_stats(self, stage: str) -> ConnectorStats:
         """The stage's connector counts, summed over its restarts."""
@@ -226,7 +233,7 @@ class OpenFaasBackend:
 
     # -- Backend protocol ------------------------------------------------------------------------
     def lag_sources(self) -> list[LagSource]:
-        return [LagSource(st.name, self.connectors_group(st.name), st.input.topic) for st in self.topology.stages]
+        return lag_sources(self.topology)
 
     def status(self) -> list[StageStatus]:
         out = []
@@ -258,7 +265,8 @@ class OpenFaasBackend:
         emu = self.topology.emulation
         return {
             "backend": self.name,
-            "hpa": {"sync_period_s": self.hpa_sync_period_s, "tolerance": 0.1,
+            # The controller's default tolerance; a stage's keda settings may override it per direction.
+            "hpa": {"sync_period_s": self.hpa_sync_period_s, "tolerance": TOLERANCE,
                     "behavior": "defaulted (Pods 4/15s, Percent 100/15s, select Max)"},
             "ce_cap": self.ce_cap, "control_tick_s": self.control_tick_s,
             "gateway": {"upstream_timeout_s": self._gateway_config.upstream_timeout_s, "scale_from_zero": True,

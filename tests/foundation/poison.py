@@ -12,11 +12,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from load.batch import run_batch
 from pipeline import events
+from pipeline.backends import Backend
 from pipeline.broker.maven import resolve_jars
 from pipeline.broker.process import EmbeddedKafka
 from pipeline.delivery.dispatcher import BROKER_MAX_MESSAGE_BYTES
 from pipeline.kafka import KafkaSettings, OffsetReader
+from pipeline.orders import OrderFactory
 from pipeline.settings import read_environment
 from pipeline.topology import Topology
 
@@ -94,6 +97,23 @@ async def committed_past_everything(settings: KafkaSettings, groups: list[tuple[
             await asyncio.sleep(0.5)
     finally:
         reader.close()
+
+
+async def poison_round(backend: Backend, topology: Topology, settings: KafkaSettings,
+                       dead_lettered: Callable[[bytes], bool] = lambda value: True) -> None:
+    """Write every poison record and one oversize event into a running pipeline, run 300 orders through it, and
+    check: every order accounted for, each poison record for which `dead_lettered(value)` holds and the oversize
+    event dead-lettered with a reason, and every group committed past all of it."""
+    bad = write_poison(settings, topology)
+    big = write_oversize(settings, topology)
+    result = await run_batch(backend, topology, settings, 300, OrderFactory(seed=5, invalid_share=0.1), timeout_s=60)
+    r = result.report
+    assert result.complete and r["lost"] == 0 and r["misrouted"] == 0, r
+    expected = {value for value in bad if dead_lettered(value)}
+    found = await dead_letters(settings, topology.dead_letter_topic, expected, {big})
+    assert set(found) == expected | {big}, found
+    assert all(reason(h) for h in found.values()), found
+    await committed_past_everything(settings, [(s.group, s.topic) for s in backend.lag_sources()])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
 from tests.foundation.poison import (  # noqa: F401 - private_broker is a fixture
-    committed_past_everything, dead_letters, private_broker, reason, restart_when, write_oversize, write_poison,
+    private_broker, poison_round, restart_when,
 )
 
 pytestmark = pytest.mark.kafka
@@ -25,15 +25,7 @@ async def test_poison_and_oversize_records_are_dead_lettered_and_committed_past(
     t = fresh_topology.with_stage_overrides(latency_ms=1)
     async with make_backend("native", t, kafka_settings) as backend:
         await backend.wait_started(60)
-        bad = write_poison(kafka_settings, t)
-        big = write_oversize(kafka_settings, t)
-        result = await run_batch(backend, t, kafka_settings, 300, OrderFactory(seed=5, invalid_share=0.1), timeout_s=60)
-        r = result.report
-        assert result.complete and r["lost"] == 0 and r["misrouted"] == 0, r
-        found = await dead_letters(kafka_settings, t.dead_letter_topic, set(bad), {big})
-        assert set(found) == set(bad) | {big}, found
-        assert all(reason(h) for h in found.values()), found
-        await committed_past_everything(kafka_settings, [(s.group, s.topic) for s in backend.lag_sources()])
+        await poison_round(backend, t, kafka_settings)
         assert backend.restarts == 0  # no agent crashed on the way
 
 

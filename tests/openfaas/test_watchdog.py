@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from pipeline import events
