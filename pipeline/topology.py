@@ -259,7 +259,9 @@ class Topology(_Frozen):
         raw = self.model_dump(mode="python")
         raw["input"]["topic"] = prefix + raw["input"]["topic"]
         raw["dead_letter_topic"] = prefix + raw["dead_letter_topic"]
-        raw["broker"] = _slug(prefix) + raw["broker"] if prefix else raw["broker"]
+        if prefix:  # every name a platform derives consumer groups from, so no run joins another's groups
+            raw["broker"] = _slug(prefix) + raw["broker"]
+            raw["pipeline"] = _slug(prefix) + raw["pipeline"]
         for st in raw["stages"]:
             st["output"]["topic"] = prefix + st["output"]["topic"]
         return Topology.model_validate(_with_inputs(raw))

@@ -34,6 +34,15 @@ from pipeline.topology import Stage, Topology
 _RATE_WINDOW_S = 5.0
 
 
+def lag_sources(t: Topology, namespace: str) -> list[LagSource]:
+    """The Trigger groups of the stages (each reads the whole broker topic, §2.3), then the KafkaSource group
+    on the input topic and the output Trigger's group: every group a Knative Broker pipeline runs, here and
+    on a cluster."""
+    return [*(LagSource(st.name, trigger_group(namespace, trigger_name(t, st)), t.broker_topic) for st in t.stages),
+            LagSource("source", source_group(namespace, t), t.input.topic, role="source"),
+            LagSource("output", trigger_group(namespace, trigger_name(t, None)), t.broker_topic, role="sink")]
+
+
 class KnativeBackend:
     name = "knative"
 
@@ -119,12 +128,7 @@ class KnativeBackend:
         return self._dir / "replicas.log"
 
     def lag_sources(self) -> list[LagSource]:
-        """The Trigger groups of the stages (each reads the whole broker topic, §2.3), then the KafkaSource group
-        on the input topic and the output Trigger's group: every group a Knative Broker pipeline runs."""
-        t = self.topology
-        return [*(LagSource(st.name, trigger_group(self.namespace, trigger_name(t, st)), t.broker_topic) for st in t.stages),
-                LagSource("source", source_group(self.namespace, t), t.input.topic, role="source"),
-                LagSource("output", trigger_group(self.namespace, trigger_name(t, None)), t.broker_topic, role="sink")]
+        return lag_sources(self.topology, self.namespace)
 
     async def wait_started(self, timeout_s: float) -> None:
         """Returns once every revision has its starting replicas ready and every consumer group (KafkaSource,

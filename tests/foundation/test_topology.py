@@ -8,7 +8,10 @@ import pydantic
 import pytest
 import yaml
 
-from pipeline.topology import DEFAULT_TOPOLOGY, TopologyError, load_topology, parse_topology
+from pipeline.knative.manifests import source_group, trigger_group, trigger_name
+from pipeline.native.app import app_id
+from pipeline.openfaas.connector import connector_group
+from pipeline.topology import DEFAULT_TOPOLOGY, Topology, TopologyError, load_topology, parse_topology
 
 
 def raw() -> dict:
@@ -36,6 +39,18 @@ def test_prefix_gives_fresh_topics_and_keeps_the_chain() -> None:
     assert all(topic.startswith("x1-") for topic in t.topics)
     assert t.stages[1].input.topic == t.stages[0].output.topic == "x1-orders.validated"
     assert t.broker_topic == "knative-broker-lagduel-x1-orders"
+
+
+def test_prefixed_runs_share_no_consumer_group_with_each_other_or_the_deployed_pipeline() -> None:
+    def groups(t: Topology) -> set[str]:
+        return {source_group(t.namespace, t), app_id(t),
+                *(trigger_group(t.namespace, trigger_name(t, st)) for st in (*t.stages, None)),
+                *(connector_group(t, st) for st in t.stages)}
+
+    deployed = load_topology()
+    runs = [deployed.with_topic_prefix(p) for p in ("r1-openfaas-r0-", "r1-openfaas-r1-")]
+    assert groups(runs[0]).isdisjoint(groups(runs[1]))
+    assert all(groups(r).isdisjoint(groups(deployed)) for r in runs)
 
 
 def test_stage_overrides_deep_merge() -> None:
