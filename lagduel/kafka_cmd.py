@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 from confluent_kafka import KafkaException
@@ -12,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.broker import BrokerError, Kafka
 from pipeline.broker.locate import BackgroundBroker, open_kafka, run_background
-from pipeline.kafka import BrokerUnavailable, KafkaSettings, wait_for_broker
+from pipeline.kafka import BrokerUnavailable, ClientConfigError, KafkaSettings, read_client_config, wait_for_broker
 from pipeline.settings import read_environment
 
 
@@ -21,15 +23,35 @@ def broker_failure(exc: BrokerError) -> click.ClickException:
     return click.ClickException(exc.details())
 
 
+def kafka_config_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--kafka-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="librdkafka settings for every Kafka client, one key=value a line (as kcat -X takes them), e.g. "
+             "security.protocol=SASL_SSL; bootstrap.servers there is used when --bootstrap is not given "
+             "(default: LAGDUEL_KAFKA_CONFIG).")(f)
+
+
+def client_settings(bootstrap: str | None, kafka_config: Path | None) -> tuple[str | None, dict[str, str]]:
+    """The bootstrap to use and the client settings from --kafka-config (or LAGDUEL_KAFKA_CONFIG); one-line error."""
+    path = kafka_config or read_environment().kafka_config
+    try:
+        extra = read_client_config(path) if path else {}
+    except ClientConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kafka-config") from None
+    file_bootstrap = extra.pop("bootstrap.servers", None)
+    return bootstrap or file_bootstrap, extra
+
+
 @contextmanager
-def serving_kafka(bootstrap: str | None) -> Iterator[tuple[Kafka, KafkaSettings]]:
+def serving_kafka(bootstrap: str | None, kafka_config: Path | None = None) -> Iterator[tuple[Kafka, KafkaSettings]]:
     """The Kafka a command uses (see `open_kafka`), answering, or a one-line CLI error; stopped after if ours."""
+    bootstrap, extra = client_settings(bootstrap, kafka_config)
     try:
         kafka = open_kafka(read_environment(), bootstrap)
     except BrokerError as exc:
         raise broker_failure(exc) from None
     with kafka:
-        settings = KafkaSettings(kafka.bootstrap)
+        settings = KafkaSettings(kafka.bootstrap, extra=extra)
         try:
             wait_for_broker(settings)
         except BrokerUnavailable as exc:

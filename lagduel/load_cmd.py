@@ -15,7 +15,7 @@ from load.profiles import ProfileError, parse_profile
 from pipeline.kafka import create_topics
 from pipeline.topology import TopologyError, load_topology
 
-from lagduel.kafka_cmd import serving_kafka
+from lagduel.kafka_cmd import kafka_config_option, serving_kafka
 
 PROFILE_HELP = ("constant[:rate=R] | step[:start=,step=,every=] | ramp[:start=,end=] | "
                 "burst[:baseline=,height=,at=,length=] | replay:trace=FILE.csv")
@@ -41,6 +41,7 @@ def load_options(f):  # shared by `load` and `duel`
                      help="An event sent later than this after its intended time is late; over 1% late, or a "
                           "p99 lateness over 2x this, flags the run as behind schedule."),
         click.option("--bootstrap", help="An existing Kafka (default: LAGDUEL_BOOTSTRAP, `kafka up`, or embedded)."),
+        kafka_config_option,
         click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path), default=None),
     ]):
         f = opt(f)
@@ -52,8 +53,8 @@ def load_options(f):  # shared by `load` and `duel`
 @click.option("--topic", default=None, help="Send to this topic instead of the topology's input topic.")
 @click.option("--fail-when-behind", is_flag=True, help="Exit 1 when the generator could not hold the schedule.")
 def load(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int,
-         workers: int, late_ms: float, bootstrap: str | None, topology_path: Path | None, topic: str | None,
-         fail_when_behind: bool) -> None:
+         workers: int, late_ms: float, bootstrap: str | None, kafka_config: Path | None, topology_path: Path | None,
+         topic: str | None, fail_when_behind: bool) -> None:
     """Send seeded orders on an open-loop schedule; report send lateness (coordinated omission shows)."""
     try:
         profile = parse_profile(profile_spec, duration)
@@ -65,7 +66,7 @@ def load(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raw["input"]["topic"] = topic
         topology = type(topology).model_validate(raw)
     console = Console(stderr=True)
-    with serving_kafka(bootstrap) as (kafka, settings):
+    with serving_kafka(bootstrap, kafka_config) as (kafka, settings):
         create_topics(settings, [topology.input.topic], topology.partitions, topology.replication_factor)
         plan = LoadPlan(topology, f"load-{uuid.uuid4().hex[:8]}", profile, seed, invalid_share, record_bytes, workers,
                         late_threshold_ms=late_ms, max_p99_lateness_ms=2 * late_ms)

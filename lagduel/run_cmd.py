@@ -17,7 +17,7 @@ from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
 from lagduel.interrupts import run_until_interrupted
-from lagduel.kafka_cmd import serving_kafka
+from lagduel.kafka_cmd import kafka_config_option, serving_kafka
 from lagduel.topology_arg import topology_from
 
 
@@ -42,11 +42,13 @@ def _status_table(backend: str, done: int, expected: int, statuses: list[StageSt
 @click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Topology file (default: the reference pipeline.yaml).")
 @click.option("--bootstrap", help="An existing Kafka (default: LAGDUEL_BOOTSTRAP, the `kafka up` broker, or a new embedded one).")
+@kafka_config_option
 @click.option("--latency-ms", type=click.FloatRange(0), default=None, help="Override every stage's emulated latency.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(1), default=600, show_default=True,
               help="Give up waiting for the sinks after this many seconds.")
 def run(backend_name: str, count: int, invalid_share: float, seed: int, record_bytes: int | None,
-        topology_path: Path | None, bootstrap: str | None, latency_ms: float | None, timeout_s: float) -> None:
+        topology_path: Path | None, bootstrap: str | None, kafka_config: Path | None, latency_ms: float | None,
+        timeout_s: float) -> None:
     """Run the pipeline on one backend: send orders, wait until each is delivered or dead-lettered,
     and print throughput and the lost / duplicate counts (lost must be 0).
     """
@@ -54,7 +56,7 @@ def run(backend_name: str, count: int, invalid_share: float, seed: int, record_b
     if latency_ms is not None:
         topology = topology.with_stage_overrides(latency_ms=latency_ms)
     console = Console(stderr=True)
-    with serving_kafka(bootstrap) as (kafka, settings):
+    with serving_kafka(bootstrap, kafka_config) as (kafka, settings):
         console.print(f"Kafka at {kafka.bootstrap} ({kafka.origin})" + (f"; broker log: {kafka.log_path}" if kafka.log_path else ""))
         result = run_until_interrupted(_run(backend_name, topology, settings, count,
                                   OrderFactory(seed, invalid_share, record_bytes), timeout_s, console))

@@ -19,6 +19,8 @@ class Environment:
 
     bootstrap: str | None = None
     """`LAGDUEL_BOOTSTRAP`: an existing Kafka to use instead of starting one."""
+    kafka_config: Path | None = None
+    """`LAGDUEL_KAFKA_CONFIG`: a file of librdkafka key=value settings (SASL/TLS) for every Kafka client."""
     kafka_home: Path | None = None
     """`KAFKA_HOME`: an installed Apache Kafka distribution (its `libs/` holds the jars)."""
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "lagduel")
@@ -41,6 +43,7 @@ def read_environment(env: dict[str, str] | None = None) -> Environment:
     java_home = e.get("JAVA_HOME")
     return Environment(
         bootstrap=e.get("LAGDUEL_BOOTSTRAP") or None,
+        kafka_config=Path(e["LAGDUEL_KAFKA_CONFIG"]) if e.get("LAGDUEL_KAFKA_CONFIG") else None,
         kafka_home=Path(e["KAFKA_HOME"]) if e.get("KAFKA_HOME") else None,
         cache_dir=Path(cache) if cache else Path.home() / ".cache" / "lagduel",
         kafka_version=e.get("LAGDUEL_KAFKA_VERSION") or KAFKA_VERSION,

@@ -4,9 +4,9 @@ from pipeline.kafka.admin import BrokerUnavailable, create_topics, delete_topics
 from pipeline.kafka.groups import GroupMembership
 from pipeline.kafka.lag import GroupLag, PartitionLag
 from pipeline.kafka.offsets import NO_COMMIT, OffsetReader, OffsetSnapshot
-from pipeline.kafka.settings import KafkaSettings
+from pipeline.kafka.settings import ClientConfigError, KafkaSettings, read_client_config
 
 __all__ = [
-    "BrokerUnavailable", "GroupLag", "GroupMembership", "KafkaSettings", "NO_COMMIT", "OffsetReader", "OffsetSnapshot", "PartitionLag",
-    "create_topics", "delete_topics", "wait_for_broker",
+    "BrokerUnavailable", "ClientConfigError", "GroupLag", "GroupMembership", "KafkaSettings", "NO_COMMIT", "OffsetReader", "OffsetSnapshot", "PartitionLag",
+    "create_topics", "delete_topics", "read_client_config", "wait_for_broker",
 ]

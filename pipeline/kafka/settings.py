@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 LIBRDKAFKA_LOG = logging.getLogger("lagduel.librdkafka")
@@ -63,3 +64,34 @@ class KafkaSettings:
 
     def admin(self) -> dict[str, Any]:
         return {**self.common(), **{k: v for k, v in self.extra.items() if k.startswith(("security.", "sasl.", "ssl."))}}
+
+
+# Keys that decide lagduel's delivery guarantee or identity: a client-config file may not change them.
+_OWNED_KEYS = frozenset({"group.id", "enable.auto.commit", "enable.auto.offset.store", "client.id"})
+
+
+class ClientConfigError(ValueError):
+    """A client-config file lagduel cannot use; the message names the file, the line and the cause."""
+
+
+def read_client_config(path: Path) -> dict[str, str]:
+    """librdkafka settings from a file of `key=value` lines (as kcat's -X or a Java client.properties takes
+    them; `#` starts a comment): how SASL/TLS settings reach every client lagduel makes (`extra`)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ClientConfigError(f"cannot read Kafka client config {path}: {exc.strerror or exc}") from None
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ClientConfigError(f"{path}:{number}: expected key=value, got {line[:60]!r}")
+        if key in _OWNED_KEYS:
+            raise ClientConfigError(f"{path}:{number}: {key} is set by lagduel (at-least-once delivery and "
+                                    "per-component identities depend on it); remove it")
+        out[key] = value
+    return out

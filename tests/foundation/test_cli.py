@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 
 from lagduel.cli import main
-from pipeline.kafka import KafkaSettings, OffsetReader, create_topics
+from pipeline.kafka import KafkaSettings, OffsetReader, create_topics, read_client_config
 from pipeline.settings import read_environment
 
 
@@ -109,3 +109,29 @@ def test_the_terminal_stays_quiet_and_points_to_the_full_log(cli: CliRunner, tmp
     assert "1 warning(s) logged: " in res.output
     log = Path(res.output.strip().rsplit(": ", 1)[1])
     assert "GETPID Failed to acquire idempotence PID" in log.read_text()
+
+
+def test_kafka_config_reaches_every_client_and_its_bootstrap_is_used(cli: CliRunner, kafka_settings: KafkaSettings,
+                                                                     unique, tmp_path: Path) -> None:
+    """`--kafka-config` as a secured cluster's users give it: bootstrap.servers and librdkafka keys in one file."""
+    config = tmp_path / "client.properties"
+    config.write_text(f"# the cluster's Kafka\nbootstrap.servers={kafka_settings.bootstrap_servers}\n"
+                      "client.dns.lookup = use_all_dns_ips\n")
+    topic = unique("configured")
+    res = cli.invoke(main, ["load", "--kafka-config", str(config), "--topic", topic, "--profile", "constant:rate=50",
+                            "--duration", "1"])
+    assert res.exit_code == 0, res.output
+    reader = OffsetReader(kafka_settings)
+    try:
+        assert sum(reader.read([topic], []).log_ends[topic].values()) == 50
+    finally:
+        reader.close()
+
+
+def test_kafka_config_passes_through_to_producers_consumers_and_admin(tmp_path: Path) -> None:
+    config = tmp_path / "client.properties"
+    config.write_text("security.protocol=SASL_SSL\nsasl.mechanism = SCRAM-SHA-512\n! comment\nfetch.min.bytes=1\n")
+    s = KafkaSettings("k:9092", extra=read_client_config(config))
+    assert s.producer()["security.protocol"] == s.consumer("g")["security.protocol"] == "SASL_SSL"
+    assert s.admin()["sasl.mechanism"] == "SCRAM-SHA-512" and "fetch.min.bytes" not in s.admin()
+    assert s.consumer("g")["enable.auto.commit"] is False
