@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 
 from load.backend_run import DuelPlan, Live as BackendLive
-from load.cluster import ClusterUnavailable
+from load.cluster import CLUSTER_BACKENDS, ClusterTarget, ClusterUnavailable
 from load.duel import EXIT_ERROR, EXIT_INSTRUMENT, EXIT_SLO, DuelInterrupted, exit_status, run_duel
 from load.faults import FAULT_HELP, FaultError, parse_fault
 from load.profiles import ProfileError, parse_profile
@@ -24,7 +24,7 @@ from pipeline.backends import BACKENDS, UnknownBackend
 from pipeline.topology import TopologyError, load_topology
 
 from lagduel.interrupts import Interrupted, run_until_interrupted
-from lagduel.kafka_cmd import serving_kafka
+from lagduel.kafka_cmd import client_settings, serving_kafka
 from lagduel.load_cmd import load_options
 
 
@@ -75,6 +75,36 @@ def _table(lives: dict[str, BackendLive]) -> Table:
     return t
 
 
+def _cluster_target(target: str, names: list[str], bootstrap: str | None, kube_context: str | None,
+                    function_namespace: str, sets: tuple[str, ...], faults: tuple[str, ...]) -> ClusterTarget | None:
+    """The cluster to drive, or None for a local duel; what a cluster duel cannot do is refused up front."""
+    if target == "local":
+        if kube_context:
+            raise click.BadParameter("a kube context names a cluster: add --target cluster to duel the deployed "
+                                     "pipelines", param_hint="--kube-context")
+        return None
+    if not bootstrap:
+        raise click.BadParameter("a cluster duel needs the cluster's Kafka: give --bootstrap HOST:PORT (or "
+                                 "bootstrap.servers in --kafka-config)", param_hint="--target")
+    if len(names) > 1:  # deployed from one topology, both would read its input topic: each run's load would flow
+        # through both pipelines, and the results would not be one backend's.
+        raise click.BadParameter("a cluster duel drives one deployed pipeline per run: give --backends knative or "
+                                 "--backends openfaas (with the --topology it was deployed from) and compare the "
+                                 "runs with `lagduel compare`", param_hint="--backends")
+    local_only = [b for b in names if b not in CLUSTER_BACKENDS]
+    if local_only:
+        raise click.BadParameter(f"{', '.join(local_only)} runs only locally; on a cluster choose from "
+                                 f"{', '.join(CLUSTER_BACKENDS)}", param_hint="--backends")
+    if sets:
+        raise click.BadParameter("--set changes the local emulation; on a cluster the deployed settings are in "
+                                 "force (change pipeline.yaml and deploy again)", param_hint="--set")
+    writing = [f for f in faults if not f.startswith("poison")]
+    if writing:
+        raise click.BadParameter(f"{', '.join(writing)}: a cluster duel writes nothing to the cluster, so only "
+                                 "poison faults (a record on the input topic) are injected there", param_hint="--fault")
+    return ClusterTarget(kube_context, function_namespace)
+
+
 def _slos(texts: tuple[str, ...]) -> list[Slo]:
     try:
         return [parse_slo(t) for t in texts]
@@ -91,8 +121,13 @@ def _slos(texts: tuple[str, ...]) -> list[Slo]:
               help="After the load, wait at most this long for each backend to deliver everything.")
 @click.option("--settle", type=click.FloatRange(0), default=45, show_default=True,
               help="Keep sampling this long after the drain, to see replicas scale back.")
-@click.option("--kube-context", default=None,
-              help="On a real cluster (with --bootstrap): read replicas from this kube context's API.")
+@click.option("--target", type=click.Choice(["local", "cluster"]), default="local", show_default=True,
+              help="local: each backend emulated on this machine. cluster: drive the pipelines deployed with "
+                   "`lagduel deploy` (needs the cluster's Kafka: --bootstrap or --kafka-config); no emulation runs "
+                   "and nothing but the load's records is written.")
+@click.option("--kube-context", default=None, help="With --target cluster: the kube context (default: the current one).")
+@click.option("--function-namespace", default="openfaas-fn", show_default=True,
+              help="With --target cluster: where the OpenFaaS functions run.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30; "
                    "partitions, replication_factor and emulation.* apply to the topology, e.g. --set partitions=12.")
@@ -105,9 +140,10 @@ def _slos(texts: tuple[str, ...]) -> list[Slo]:
               help="Before the load: wait at most this long for every consumer group to be assigned and every stage "
                    "to reach its starting replica count.")
 def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int, workers: int,
-         late_ms: float, bootstrap: str | None, topology_path: Path | None, backends: str, out: Path, drain_timeout: float,
-         settle: float, kube_context: str | None, sets: tuple[str, ...], repeats: int, slo_texts: tuple[str, ...],
-         fault_texts: tuple[str, ...], start_timeout: float) -> None:
+         late_ms: float, bootstrap: str | None, kafka_config: Path | None, topology_path: Path | None, backends: str,
+         out: Path, drain_timeout: float, settle: float, target: str, kube_context: str | None, function_namespace: str,
+         sets: tuple[str, ...], repeats: int, slo_texts: tuple[str, ...], fault_texts: tuple[str, ...],
+         start_timeout: float) -> None:
     """Run identical seeded load through each backend and write a run folder with an HTML report.
 
     \b
@@ -123,12 +159,11 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     if len(set(names)) != len(names):
         raise click.BadParameter(f"{backends!r} names a backend twice; use --repeat to run it again",
                                  param_hint="--backends")
-    if kube_context and not bootstrap:
-        raise click.BadParameter("a real cluster needs its Kafka too: give --bootstrap HOST:PORT",
-                                 param_hint="--kube-context")
     unknown = [b for b in names if b not in BACKENDS]
     if unknown or not names:
         raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    bootstrap, _ = client_settings(bootstrap, kafka_config)
+    cluster = _cluster_target(target, names, bootstrap, kube_context, function_namespace, sets, fault_texts)
     try:
         profile = parse_profile(profile_spec, duration)
     except ProfileError as exc:
@@ -149,9 +184,9 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raise click.BadParameter(str(exc), param_hint="--fault") from None
     _writable(out)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
-                    kube_context=kube_context, start_timeout_s=start_timeout, repeats=repeats, faults=faults)
+                    cluster=cluster, start_timeout_s=start_timeout, repeats=repeats, faults=faults)
     console = Console(stderr=True)
-    with serving_kafka(bootstrap) as (kafka, settings):
+    with serving_kafka(bootstrap, kafka_config) as (kafka, settings):
         if any(f.kind == "broker-restart" for f in faults):
             if kafka.restart is None:
                 raise click.BadParameter(f"lagduel cannot restart the broker at {kafka.bootstrap} ({kafka.origin}); "

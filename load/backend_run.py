@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from load import histograms
+from load.cluster import ClusterTarget, DeployedPipeline
 from load.completeness import backlog, oldest_age_s
 from load.cpu import CpuMonitor, CpuSample
 from load.faults import Fault
@@ -25,7 +26,7 @@ from load.producer import LoadPlan
 from load.profiles import Profile, schedule_array
 from load.sampler import LagSampler, PipelineBacklog, Sample
 from load.sink import SinkReader
-from pipeline.backends import Backend, StageStatus, make_backend
+from pipeline.backends import Backend, make_backend
 from pipeline.kafka import GroupMembership, KafkaSettings, OffsetReader, create_topics
 from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
@@ -46,8 +47,8 @@ class DuelPlan:
     settle_s: float = 0.0
     """After the drain: keep sampling this long, to watch replicas scale back."""
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    kube_context: str | None = None
-    """Set on a real cluster: replicas are read from the Kubernetes API (load.cluster)."""
+    cluster: ClusterTarget | None = None
+    """Set for a cluster duel: no emulation runs; the deployed pipelines are driven and watched (load.cluster)."""
     start_timeout_s: float = 120.0
     """Before the load: wait at most this long for every consumer group and starting replica."""
     repeats: int = 1
@@ -103,9 +104,15 @@ class BackendRun:
 async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: DuelPlan, run_id: str,
                       on_live: Callable[[Live], None] = lambda _: None, repeat: int = 0) -> BackendRun:
     """Raises UnknownBackend when the backend is not installed (the caller reports it and goes on)."""
-    topology = base.with_topic_prefix(f"{run_id}-{name}-r{repeat}-")
-    backend = make_backend(name, topology, settings, **plan.backend_options.get(name, {}))
-    await asyncio.to_thread(create_topics, settings, topology.topics, topology.partitions, topology.replication_factor)
+    backend: Backend
+    if plan.cluster is not None:  # the deployed pipeline, on its own topics; the sink tells runs apart by run id
+        topology = base
+        backend = DeployedPipeline(name, topology, settings, plan.cluster)
+    else:
+        topology = base.with_topic_prefix(f"{run_id}-{name}-r{repeat}-")
+        backend = make_backend(name, topology, settings, **plan.backend_options.get(name, {}))
+        await asyncio.to_thread(create_topics, settings, topology.topics, topology.partitions,
+                                topology.replication_factor)
     live = Live(name, repeat)
     on_live(live)
     offsets = schedule_array(plan.profile)  # each seq's intended send offset, as every generator worker has it
@@ -120,7 +127,6 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
         sink = SinkReader(settings, topology.output.topic, topology.dead_letter_topic, run_id,
                           group=f"{run_id}-{name}-r{repeat}-sink", start=time.time(), valid=_validity(factory))
         stop = asyncio.Event()
-        status = _status_source(name, topology, backend, plan.kube_context)
         acked = [0]
 
         injected: list[dict[str, Any]] = []
@@ -154,7 +160,7 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
                 cpu = time.process_time()
                 try:
                     at, snap = await asyncio.to_thread(sampler.read_offsets)
-                    s = sampler.sample(at, snap, await status(), cpu, pipeline_backlog(at))
+                    s = sampler.sample(at, snap, backend.status(), cpu, pipeline_backlog(at))
                     samples.append(s)
                     c = await asyncio.to_thread(monitor.sample)
                     cpu_samples.append(c)
@@ -257,20 +263,6 @@ async def _starting_line(backend: Backend, settings: KafkaSettings, timeout_s: f
     await asyncio.to_thread(GroupMembership(settings).wait_assigned, groups, max(timeout_s - (time.monotonic() - began), 5))
     return {"waited_s": round(time.monotonic() - began, 2),
             "replicas": {s.stage: s.ready for s in backend.status()}, "groups": [g for g, _ in groups]}
-
-
-def _status_source(name: str, topology: Topology, backend: Any, kube_context: str | None) -> Callable[[], Any]:
-    if kube_context is None or name == "native":
-        async def local() -> list[StageStatus]:
-            return backend.status()
-        return local
-    from load.cluster import ClusterReplicas, with_cluster_replicas
-
-    cluster = ClusterReplicas(name, topology, kube_context)
-
-    async def from_cluster() -> list[StageStatus]:
-        return with_cluster_replicas(backend.status(), await asyncio.to_thread(cluster.status))
-    return from_cluster
 
 
 async def _drain(sink: SinkReader, samples: list[Sample], acked: int, timeout_s: float) -> tuple[bool, float]:

@@ -87,7 +87,15 @@ def test_a_saturated_machine_makes_the_run_instrument_bound_and_exit_4(kafka_set
     (["--set", "knative=1", "--set", "knative.window_s=6"], "conflicts with --set knative="),
     (["--set", "knative.window_s=6", "--set", "knative=1"], "conflicts with the --set knative.*"),
     (["--backends", "native,native"], "names a backend twice"),
-    (["--kube-context", "prod"], "give --bootstrap"),
+    (["--kube-context", "prod"], "add --target cluster"),
+    (["--target", "cluster"], "needs the cluster's Kafka"),
+    (["--target", "cluster", "--bootstrap", "k:9092"], "one deployed pipeline per run"),
+    (["--target", "cluster", "--bootstrap", "k:9092", "--backends", "native"], "native runs only locally"),
+    (["--target", "cluster", "--bootstrap", "k:9092", "--backends", "knative", "--set", "latency_ms=0"],
+     "the deployed settings are in force"),
+    (["--target", "cluster", "--bootstrap", "k:9092", "--backends", "openfaas", "--fault", "kill-replica:score@5s"],
+     "only poison faults"),
+    (["--kafka-config", "/no/such/client.properties"], "cannot read Kafka client config /no/such/client.properties"),
     (["--out", "/proc/no-such-dir"], "cannot write the run folder"),
     (["--set", "latency_ms=-1"], "--set: latency_ms: Input should be greater than or equal to 0"),
     (["--set", "nosuch=1"], "--set: nosuch: unknown key"),
@@ -109,6 +117,16 @@ def test_user_mistakes_are_one_line_before_anything_starts(args: list[str], says
 def test_impossible_load_is_refused_up_front(args: list[str], says: str) -> None:
     res = CliRunner().invoke(main, ["duel", *args])
     assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+
+
+def test_a_kafka_config_that_would_change_delivery_is_refused_naming_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "client.properties"
+    config.write_text("# a secured cluster\nsecurity.protocol=SASL_SSL\nenable.auto.commit=true\n")
+    res = CliRunner().invoke(main, ["duel", "--kafka-config", str(config)])
+    assert res.exit_code == 2 and f"{config}:3: enable.auto.commit is set by lagduel" in res.output, res.output
+    config.write_text("security.protocol SASL_SSL\n")
+    res = CliRunner().invoke(main, ["load", "--kafka-config", str(config)])
+    assert res.exit_code == 2 and f"{config}:1: expected key=value" in res.output, res.output
 
 
 def test_compare_refuses_what_is_not_a_run_summary(tmp_path: Path) -> None:
