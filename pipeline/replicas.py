@@ -1,7 +1,8 @@
 """Replica processes for the local emulations: a real process per replica, started on a free port.
 
-A new replica pays a real process start plus the topology's scheduling delay (the time a
-cluster takes to place and start a pod), so cold starts in the emulation cost what they cost.
+A new replica is a process of its own, forked warm from its module's fork server (pipeline.forkserver),
+and pays the topology's scheduling delay (the time a cluster takes to place and start a pod): cold starts
+cost what the model says, not what Python's imports cost this machine.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import httpx
 
 from pipeline.broker.process import free_port
+from pipeline.forkserver import ForkServer, alive
 
 
 @dataclass
 class ReplicaProcess:
-    """One replica: `argv` is run with `{port}` substituted; ready once GET `ready_path` answers 200."""
+    """One replica: `argv` (a `python_module` command) is run with `{port}` substituted; ready once GET
+    `ready_path` answers 200."""
 
     name: str
     argv: Sequence[str]
@@ -31,7 +33,7 @@ class ReplicaProcess:
     port: int = 0
     started_at: float = 0.0
     ready_at: float | None = None
-    _proc: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -44,15 +46,15 @@ class ReplicaProcess:
     def spawn(self) -> None:
         self.port = free_port()
         self.started_at = time.monotonic()
-        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
-        self._proc = subprocess.Popen(argv, env={**os.environ, **self.env, "PORT": str(self.port)},
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        python, flag, module, *args = (a.replace("{port}", str(self.port)) for a in self.argv)
+        assert (python, flag) == (sys.executable, "-m"), "replicas run a module of this installation"
+        self.pid = ForkServer.for_module(module).spawn(args, {**self.env, "PORT": str(self.port)})
 
     async def wait_ready(self, client: httpx.AsyncClient, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited during start (code {self._proc.returncode})")
+            if not self.alive():
+                raise RuntimeError(f"replica {self.name} exited during start")
             try:
                 r = await client.get(self.url + self.ready_path, timeout=1.0)
                 if r.status_code == 200:
@@ -64,30 +66,30 @@ class ReplicaProcess:
         raise TimeoutError(f"replica {self.name} not ready within {timeout_s:.0f} s")
 
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self.pid is not None and alive(self.pid)
 
     def terminate(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            try:
-                os.killpg(self._proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        if self._proc and self._proc.poll() is None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> None:
+        if self.alive():
+            assert self.pid is not None
             try:
-                os.killpg(self._proc.pid, signal.SIGKILL)
+                os.killpg(self.pid, signum)
             except ProcessLookupError:
                 pass
 
     async def stop(self, grace_s: float = 5.0) -> None:
         self.terminate()
         deadline = time.monotonic() + grace_s
-        while self._proc and self._proc.poll() is None and time.monotonic() < deadline:
+        while self.alive() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         self.kill()
-        if self._proc:
-            self._proc.wait()
+        while self.alive():  # gone once its fork server reaped it
+            await asyncio.sleep(0.01)
 
 
 def python_module(module: str, *args: str) -> list[str]:
