@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test bench lint clean
+.PHONY: help install demo test bench lint clean controlplane
 
 help:  ## Show the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ demo: $(STAMP)  ## Duel Knative and OpenFaaS twice each on a burst (embedded Kaf
 test: $(STAMP)  ## Run the import contracts and the test suite (starts a real Kafka broker)
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+controlplane:  ## Build the cluster tests' etcd, kube-apiserver, controller-manager, KWOK (once per machine)
+	controlplane/build.sh
 
 bench: $(STAMP)  ## Run the benchmark suite; writes BENCHMARKS.md and bench/results.json
 	$(BIN)/python -m bench
