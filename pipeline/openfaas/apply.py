@@ -87,13 +87,13 @@ class GatewayClient:
 def apply(stack: Mapping[str, Any], manifests: Sequence[dict[str, Any]], gateway: str, credentials: GatewayCredentials,
           context: str | None = None, kubeconfig: Path | None = None) -> list[str]:
     """Check everything, deploy the functions, then server-side apply the manifests; returns what was done."""
-    function_namespaces = {fn.get("namespace", "") for fn in stack["functions"].values()} - {""}
-    function_namespace = next(iter(function_namespaces), "openfaas-fn")
+    # A function without a namespace goes to the gateway's own, openfaas-fn unless the install says otherwise.
+    function_namespaces = {fn.get("namespace") or "openfaas-fn" for fn in stack["functions"].values()}
     client = GatewayClient(gateway, credentials)
     try:
         client.check()
         applier = Applier(dynamic_client(context, kubeconfig),
-                          namespaces(list(manifests), function_namespace) + list(manifests),
+                          namespaces(list(manifests), function_namespaces) + list(manifests),
                           "install KEDA (ScaledObject) first", "install OpenFaaS first (it makes its function namespace)")
         done = [client.deploy(function_deployment(name, fn)) for name, fn in stack["functions"].items()]
     finally:

@@ -3,6 +3,7 @@ a KEDA ScaledObject per function, NetworkPolicies. Pure: topology and options in
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,14 +225,14 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
             *_network_policies(t, o)]
 
 
-def namespaces(manifests: list[Manifest], function_namespace: str) -> list[Manifest]:
-    """The namespaces the manifests use, but for the function namespace, which the OpenFaaS install owns.
+def namespaces(manifests: list[Manifest], function_namespaces: Collection[str]) -> list[Manifest]:
+    """The namespaces the manifests use, but for the function namespaces, which the OpenFaaS install owns.
 
     Each is the document the Knative backend renders for it (so applying either backend leaves it alike),
     for the pipeline named by the manifests' label.
     """
     used = {m["metadata"]["namespace"]: m["metadata"]["labels"]["lagduel.dev/pipeline"] for m in manifests
-            if m["metadata"].get("namespace") not in (None, function_namespace)}
+            if m["metadata"].get("namespace") not in (None, *function_namespaces)}
     return [namespace(pipeline, ns) for ns, pipeline in sorted(used.items())]
 
 
@@ -243,7 +244,7 @@ def render_files(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, s
     """File name → text: stack.yml, function/pipeline.yaml (built into the function image), one file per kind."""
     grouped: dict[str, list[Manifest]] = {}
     manifests = render(t, o)
-    for m in namespaces(manifests, o.function_namespace) + manifests:
+    for m in namespaces(manifests, {o.function_namespace}) + manifests:
         grouped.setdefault(_FILES[m["kind"]], []).append(m)
     files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
     files["stack.yml"] = HEADER + yaml.safe_dump(stack(t, o), sort_keys=False)

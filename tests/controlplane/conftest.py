@@ -8,6 +8,7 @@ Without Go the tests skip with one line saying what to install; under CI (CI set
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.controlplane.processes import REPO, ControlPlane, await_condition, build, go_available
+
+from tests.controlplane.processes import REPO, ControlPlane, await_condition, build, built, go_available
 
 CRDS = REPO / "tests" / "crds"  # vendored byte-for-byte; provenance in each folder's SOURCES.md
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -39,8 +41,8 @@ def vendored_crds() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def controlplane() -> Iterator[ControlPlane]:
-    if not go_available():
-        message = "cluster tests need Go >= 1.25 to build the control plane: install Go (golang-go or go.dev)"
+    if not built() and not go_available():
+        message = "cluster tests need Go >= 1.25 to build the control plane (make controlplane): install Go"
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -52,6 +54,7 @@ def controlplane() -> Iterator[ControlPlane]:
         yield cp
     finally:
         cp.stop()
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def install_crds(cp: ControlPlane, crds: list[dict[str, Any]]) -> None:

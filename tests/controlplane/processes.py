@@ -8,11 +8,13 @@ Readiness is awaited by polling health endpoints, never by sleeping a guessed ti
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,10 +48,14 @@ def binary_dir() -> Path:
     return cache / "lagduel" / "controlplane" / kubernetes_version()
 
 
+def built() -> bool:
+    return all((binary_dir() / b).is_file() for b in BINARIES)
+
+
 def build() -> Path:
     """`make controlplane` unless every binary is there already; returns their folder."""
     where = binary_dir()
-    if all((where / b).is_file() for b in BINARIES):
+    if built():
         return where
     done = subprocess.run(["make", "-s", "controlplane"], cwd=REPO, capture_output=True, text=True)
     if done.returncode != 0:
@@ -80,6 +86,12 @@ def await_condition(what: str, check: Callable[[], bool], timeout_s: float,
     raise ControlPlaneError(f"timed out after {timeout_s:g}s waiting for {what}")
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL the child when the test process dies without its teardown (killed, crashed)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class ControlPlane:
     bin: Path
@@ -96,7 +108,8 @@ class ControlPlane:
     def _spawn(self, name: str, *args: str) -> None:
         log = open(self.run / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([str(self.bin / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         log.close()
 
     def _dead(self) -> str | None:
@@ -107,18 +120,13 @@ class ControlPlane:
         return None
 
     def stop(self) -> None:
+        """Kill every process group: their state is the run folder's, thrown away, so no graceful shutdown."""
         if self._http is not None:
             self._http.close()
-        for name in reversed(list(self.procs)):
-            p = self.procs[name]
+        for p in self.procs.values():
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs.values():  # nothing of theirs outlives the session: no long graceful shutdown
-            try:
-                p.wait(3)
-            except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+            p.wait(10)
 
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> None:

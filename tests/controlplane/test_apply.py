@@ -21,7 +21,7 @@ from pipeline.openfaas.render import render as render_openfaas
 from pipeline.topology import Topology, load_topology
 from tests.controlplane import faas
 from tests.controlplane.netpol import check_policies, pipeline_pods
-from tests.controlplane.processes import CONTEXT, ControlPlane, await_condition
+from tests.controlplane.processes import CONTEXT, ControlPlane, await_condition, kubernetes_version
 
 pytestmark = pytest.mark.controlplane
 FUNCTION_NAMESPACE = "openfaas-fn"
@@ -74,6 +74,10 @@ def revision_pod(service: dict[str, Any], queue_proxy_security: dict[str, Any]) 
         {"name": "http-queueadm", "containerPort": 8022}], "securityContext": queue_proxy_security})
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{service['metadata']['name']}-00001-pod",
                                                             "labels": template["metadata"]["labels"]}, "spec": spec}
+
+
+def test_the_apiserver_is_the_pinned_release(controlplane: ControlPlane) -> None:
+    assert controlplane.version() == kubernetes_version()  # the build's ldflags, not v0.0.0-master
 
 
 def test_knative_apply_twice_is_idempotent_and_reads_back(controlplane: ControlPlane, kube_context: str) -> None:
