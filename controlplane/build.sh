@@ -26,7 +26,7 @@ build() {  # build <module dir> <binary> <package> [ldflags]
   [ -x "$dest/$bin" ] && return 0
   (cd "$here/$dir" && go mod download)  # no compile; a fresh module cache fills here
   local start=$SECONDS
-  (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$dest/$bin.tmp" "$pkg")
+  (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w $ldflags" -o "$dest/$bin.tmp" "$pkg")
   mv "$dest/$bin.tmp" "$dest/$bin"
   echo "$bin $((SECONDS - start))s $(go env GOVERSION) $stamp" >> "$dest/build-times.txt"
   echo "built $bin in $((SECONDS - start))s" >&2
