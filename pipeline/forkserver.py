@@ -24,13 +24,16 @@ from types import ModuleType
 
 
 class ForkServer:
-    """The client side: one server per replica module, started on first use, in this process."""
+    """The client side: one server per replica module while replicas of it run, in this process. The server
+    starts with the first replica and stops once every replica it forked was released: no idle parent outlives
+    the backend that needed it."""
 
     _servers: dict[str, ForkServer] = {}
     _lock = threading.Lock()
 
     def __init__(self, module: str) -> None:
         self.module = module
+        self.children: set[int] = set()
         self._proc = subprocess.Popen([sys.executable, "-m", __name__, module], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, start_new_session=True)
 
@@ -52,7 +55,31 @@ class ForkServer:
             line = self._proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the fork server of {self.module} exited (code {self._proc.poll()})")
-        return int(json.loads(line)["pid"])
+        pid = int(json.loads(line)["pid"])
+        self.children.add(pid)
+        return pid
+
+    @classmethod
+    def release(cls, module: str, pid: int) -> None:
+        """The replica `pid` is gone for good; the last one released stops its module's server."""
+        with cls._lock:
+            server = cls._servers.get(module)
+            if server is None:
+                return
+            server.children.discard(pid)
+            server.children = {p for p in server.children if alive(p)}
+            if not server.children:
+                del cls._servers[module]
+                server._close()
+
+    def _close(self) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()  # its read loop ends: the server exits
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
 
 
 def alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ class ReplicaProcess:
     started_at: float = 0.0
     ready_at: float | None = None
     pid: int | None = None
+    module: str = ""
 
     @property
     def url(self) -> str:
@@ -48,6 +49,7 @@ class ReplicaProcess:
         self.started_at = time.monotonic()
         python, flag, module, *args = (a.replace("{port}", str(self.port)) for a in self.argv)
         assert (python, flag) == (sys.executable, "-m"), "replicas run a module of this installation"
+        self.module = module
         self.pid = ForkServer.for_module(module).spawn(args, {**self.env, "PORT": str(self.port)})
 
     async def wait_ready(self, client: httpx.AsyncClient, timeout_s: float = 60.0) -> None:
@@ -90,6 +92,8 @@ class ReplicaProcess:
         self.kill()
         while self.alive():  # gone once its fork server reaped it
             await asyncio.sleep(0.01)
+        if self.pid is not None:
+            ForkServer.release(self.module, self.pid)
 
 
 def python_module(module: str, *args: str) -> list[str]:

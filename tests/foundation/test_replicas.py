@@ -48,3 +48,5 @@ async def test_forked_replicas_are_processes_of_their_own_and_die_alone(tmp_path
         for r in replicas:
             await r.stop(grace_s=2)
     assert not any(r.alive() for r in replicas)
+    # The last replica released stops its fork server: no idle parent outlives the replicas it served.
+    assert not [p for p in psutil.Process().children(recursive=True) if "pipeline.forkserver" in p.cmdline()]
