@@ -103,6 +103,9 @@ class StageSecond:
     """Events the stage finished per second over the second ending at t."""
     backlog: int
     """Events waiting at the stage (its consumer lag)."""
+    consumed_eps: float = 0.0
+    """Records its consumer group committed per second. A Knative Trigger reads the whole broker topic and
+    filters: its lag, and the finished-but-uncommitted records in it, count every type, not only its own."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ def judge_stage(seconds: Sequence[StageSecond], th: InstrumentThresholds) -> Sta
     for i in range(1, len(ss)):
         j = max(0, i - th.growth_window_s)
         span = ss[j + 1:i + 1]
-        allowance = th.min_backlog_growth + th.commit_allowance_s * sum(s.achieved_eps for s in span) / len(span)
+        rate = sum(max(s.achieved_eps, s.consumed_eps) for s in span) / len(span)  # records behind the lag
+        allowance = th.min_backlog_growth + th.commit_allowance_s * rate
         if ss[i].backlog - ss[j].backlog <= allowance:
             continue
         capacity = min(_cap(ss[i].capacity_eps), _cap(ss[i - 1].capacity_eps))

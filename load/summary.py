@@ -96,7 +96,8 @@ def stage_seconds(stages: Sequence[Stage], samples: Sequence[Sample]) -> dict[st
                 achieved = r.consume_rate
             capacity = (stage_capacity_eps(r.ready, st.concurrency, st.latency_s) if r.slots is None else
                         stage_capacity_eps(1, r.slots, st.latency_s) if r.ready else 0.0)
-            seconds.append(StageSecond(samples[k].t, r.ready, capacity, round(achieved, 2), r.lag))
+            seconds.append(StageSecond(samples[k].t, r.ready, capacity, round(achieved, 2), r.lag,
+                                       consumed_eps=r.consume_rate or 0.0))
         out[st.name] = seconds
     return out
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -122,6 +123,17 @@ def test_commit_steps_are_not_growth() -> None:
     # 500 ev/s, committed once a second: the lag read between commits jumps by up to 500 and back.
     sawtooth = stage([40, 520, 60, 530, 50, 540, 45, 500, 55, 510, 40, 520], achieved=500.0, capacity=2000.0)
     assert judge_stage(sawtooth, TH).growth_seconds == 0
+
+
+def test_a_trigger_s_uncommitted_filtered_records_are_not_growth() -> None:
+    # A Knative Trigger reads the whole broker topic: it finishes its own 200 ev/s, but commits 800 records/s
+    # of every type once a second, so its lag steps by up to 800 between commits without falling behind.
+    seconds = [StageSecond(t=float(i), ready=1, capacity_eps=800.0, achieved_eps=200.0, backlog=b, consumed_eps=800.0)
+               for i, b in enumerate([40, 700, 90, 780, 60, 760, 50, 800, 70, 790])]
+    assert judge_stage(seconds, TH).growth_seconds == 0
+    # Judged by its own events alone, the same readings look like a stage a quarter short of its capacity.
+    own_only = [replace(s, consumed_eps=0.0) for s in seconds]
+    assert judge_stage(own_only, TH).growth_seconds > 0
 
 
 def test_a_few_short_seconds_are_not_bound() -> None:
