@@ -5,7 +5,6 @@ both backends' NetworkPolicies read back select only their own pods and let them
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
