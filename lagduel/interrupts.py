@@ -32,6 +32,9 @@ def run_until_interrupted(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop, with SIGTERM treated as SIGINT (the runner cancels the main task on SIGINT,
     then raises KeyboardInterrupt once it has unwound)."""
     previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    # A process started with SIGINT ignored (a background job of a script) would otherwise drop the SIGINT
+    # that SIGTERM becomes: the runner only takes over SIGINT from Python's default handler.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(coro)
@@ -39,3 +42,4 @@ def run_until_interrupted(coro: Coroutine[Any, Any, T]) -> T:
         raise Interrupted("interrupted: every process this run started was stopped") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,7 +145,9 @@ def test_sigterm_stops_every_process_and_keeps_the_finished_runs(kafka_settings:
     argv = [sys.executable, "-m", "lagduel", "duel", "--backends", "native", "--repeat", "2", "--profile",
             "constant:rate=20", "--duration", "8", "--settle", "1", "--bootstrap", kafka_settings.bootstrap_servers,
             "--out", str(tmp_path)]
-    duel = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    # Started with SIGINT ignored, as a script's background job is: SIGTERM must stop it all the same.
+    duel = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     me = psutil.Process(duel.pid)
     deadline = time.monotonic() + 180
     seen: dict[int, psutil.Process] = {}
