@@ -3,9 +3,15 @@ by partition, in batched reads; `lag(group, topic)` gives one group's lag as KED
 
 Cost is per partition, so the reads avoid per-partition Python objects where librdkafka allows:
 log ends come from the consumer's ListOffsets call (a plain list back, no future per partition as
-AdminClient.list_offsets makes), commits from one admin OffsetFetch per group and chunk. librdkafka
+AdminClient.list_offsets makes), commits from one OffsetFetch per group and chunk. librdkafka
 matches a response's partitions to the request's by linear search, so one request for 5,000
 partitions costs ~10× five requests of 1,000: requests are cut into CHUNK partitions each.
+
+Commits are read by a consumer carrying the observed group's id (it never subscribes, so it never joins
+the group), not by AdminClient.list_consumer_group_offsets: librdkafka ≤ 2.16 dereferences the admin
+client's missing consumer group when an OffsetFetch answers NOT_COORDINATOR — as it does while a
+restarted broker loads its groups — and the process dies with SIGSEGV
+(confluentinc/librdkafka#5040, confluent-kafka-python#1982).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.kafka.lag import GroupLag, PartitionLag
@@ -64,15 +70,26 @@ class OffsetReader:
         # Never subscribes, so never joins a group; read_uncommitted as KEDA's Sarama client reads (latest = HWM).
         self._consumer = Consumer(self._settings.consumer("lagduel-offset-reader",
                                                           **{"isolation.level": "read_uncommitted"}))
+        self._group_readers: dict[str, Consumer] = {}
+
+    def _group_reader(self, group: str) -> Consumer:
+        """A consumer in `group` that only reads its commits: made on first use, kept for later reads."""
+        if group not in self._group_readers:
+            self._group_readers[group] = Consumer(self._settings.consumer(group))
+        return self._group_readers[group]
+
+    def _close_clients(self) -> None:
+        for consumer in (self._consumer, *self._group_readers.values()):
+            try:
+                consumer.close()
+            except (KafkaException, RuntimeError):
+                pass
 
     def _reconnect(self) -> None:
         """Long-lived clients can stay wedged after the broker went away and came back (every request timing
         out): replace them. The partition counts and request lists stay valid."""
         self.reconnects += 1
-        try:
-            self._consumer.close()
-        except (KafkaException, RuntimeError):
-            pass
+        self._close_clients()
         self._connect()
 
     def partitions(self, topic: str) -> int:
@@ -102,19 +119,13 @@ class OffsetReader:
     def _read(self, topics: list[str], groups: list[tuple[str, str]]) -> OffsetSnapshot:
         for t in (*topics, *(t for _, t in groups)):
             self.partitions(t)
-        # Commit requests go out first and are answered while the log ends are read.
-        commit_futs = {
-            (g, t): [self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(g, chunk)],
-                                                             request_timeout=self._timeout)[g]
-                     for chunk in self._unset[t]]
-            for g, t in groups
-        }
         ends = {t: self._log_ends(t) for t in topics}
         commits = {}
-        for key, futs in commit_futs.items():
-            got = [tp for fut in futs for tp in fut.result().topic_partitions]
-            commits[key] = _by_partition(got, self._partitions[key[1]], allow_negative=True)
-            np.maximum(commits[key], NO_COMMIT, out=commits[key])  # -1001 (OFFSET_INVALID) means no commit
+        for g, t in groups:
+            reader = self._group_reader(g)
+            got = [tp for chunk in self._unset[t] for tp in reader.committed(chunk, timeout=self._timeout)]
+            commits[(g, t)] = _by_partition(got, self._partitions[t], allow_negative=True)
+            np.maximum(commits[(g, t)], NO_COMMIT, out=commits[(g, t)])  # -1001 (OFFSET_INVALID) means no commit
         return OffsetSnapshot(ends, commits)
 
     def lag(self, group: str, topic: str) -> GroupLag:
@@ -125,7 +136,7 @@ class OffsetReader:
                                             for p, (e, c) in enumerate(zip(ends, commits))))
 
     def close(self) -> None:
-        self._consumer.close()
+        self._close_clients()
 
     def _log_ends(self, topic: str) -> np.ndarray:
         got = [tp for chunk in self._latest[topic] for tp in self._latest_offsets(chunk)]
