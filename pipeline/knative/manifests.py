@@ -104,6 +104,18 @@ def _delivery(t: Topology, ns: str, stage: Stage) -> dict[str, Any]:
             "timeout": _duration(stage.timeout_s), "deadLetterSink": _dead_letter(t, ns)}
 
 
+SOURCE_RETRY, SOURCE_BACKOFF_DELAY_S, SOURCE_TIMEOUT_S = 10, 0.3, 600
+"""knative.md §1.6: the KafkaSource's delivery when it has none (control-plane/pkg/reconciler/source/source.go)."""
+
+
+def source_delivery(t: Topology, ns: str) -> dict[str, Any]:
+    """The KafkaSource's upstream default retries, plus the dead-letter sink: without one, an event the broker
+    ingress refuses (e.g. oversize) is dropped after the retries (knative.md §1.6). A written `delivery` is
+    used as is, with no merge, so the defaults are spelled out."""
+    return {"retry": SOURCE_RETRY, "backoffPolicy": "exponential", "backoffDelay": _duration(SOURCE_BACKOFF_DELAY_S),
+            "timeout": _duration(SOURCE_TIMEOUT_S), "deadLetterSink": _dead_letter(t, ns)}
+
+
 def _trigger(t: Topology, ns: str, stage: Stage | None, subscriber: dict[str, Any], delivery: dict[str, Any],
              event_type: str, ordering: str) -> Manifest:
     meta = _meta(trigger_name(t, stage), ns, t)
@@ -185,11 +197,12 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
     last = t.stages[-1]
     out.append(_trigger(t, ns, None, _ref("eventing.knative.dev/v1alpha1", "KafkaSink", output_sink_name(t), ns),
                         _delivery(t, ns, last), t.output.type, last.delivery.ordering))
-    # knative.md §1.2/§1.4: KafkaSource ordering defaults to ordered; no delivery = the upstream defaults.
+    # knative.md §1.2/§1.4: KafkaSource ordering defaults to ordered.
     out.append({"apiVersion": "sources.knative.dev/v1", "kind": "KafkaSource", "metadata": _meta(source_name(t), ns, t),
                 "spec": {"bootstrapServers": [o.bootstrap], "topics": [t.input.topic],
                          "consumerGroup": source_group(ns, t), "initialOffset": "earliest", "ordering": "ordered",
-                         "sink": _ref("eventing.knative.dev/v1", "Broker", t.broker, ns)}})
+                         "sink": _ref("eventing.knative.dev/v1", "Broker", t.broker, ns),
+                         "delivery": source_delivery(t, ns)}})
     out.append(_network_policy(t, ns, o))
     return out
 

@@ -95,6 +95,11 @@ def test_wiring_follows_the_topology() -> None:
     assert by[("KafkaSink", "orders-dead-letter")]["spec"]["topic"] == t.dead_letter_topic
     src = by[("KafkaSource", "orders-input")]["spec"]
     assert src["topics"] == [t.input.topic] and src["ordering"] == "ordered"
+    # A written delivery replaces upstream's defaults whole: they are spelled out beside the dead-letter sink.
+    assert src["delivery"] == {"retry": 10, "backoffPolicy": "exponential", "backoffDelay": "PT0.3S",
+                               "timeout": "PT600S", "deadLetterSink": {"ref": {
+                                   "apiVersion": "eventing.knative.dev/v1alpha1", "kind": "KafkaSink",
+                                   "name": "orders-dead-letter", "namespace": src["sink"]["ref"]["namespace"]}}}
     assert trigger_group("lagduel", "orders-score") == "knative-trigger-lagduel-orders-score"
 
 
