@@ -8,6 +8,7 @@ import click
 
 from pipeline.knative.manifests import RenderOptions, render, render_files
 
+from lagduel.deploy_topics import topic_options, topic_plan
 from lagduel.render_files import write_rendered
 from lagduel.topology_arg import topology_from
 
@@ -22,9 +23,15 @@ from lagduel.topology_arg import topology_from
 @click.option("--image", default=RenderOptions.image, show_default=True, help="The stage image.")
 @click.option("--bootstrap", default=RenderOptions.bootstrap, show_default=True, help="The cluster's Kafka bootstrap.")
 @click.option("--context", default=None, help="Kube context for --apply (default: the current one).")
+@topic_options
 def knative(render_dir: Path | None, do_apply: bool, topology_path: Path | None, namespace: str | None, image: str,
-            bootstrap: str, context: str | None) -> None:
-    """Knative Eventing + Serving: KafkaSource, Kafka Broker, a Trigger and a Service per stage, KafkaSinks."""
+            bootstrap: str, context: str | None, topics_bootstrap: str | None, kafka_config: Path | None,
+            no_topics: bool) -> None:
+    """Knative Eventing + Serving: KafkaSource, Kafka Broker, a Trigger and a Service per stage, KafkaSinks.
+
+    --apply creates the input topic with the topology's partitions (the Kafka broker and sinks create
+    theirs from the rendered partition counts), after checking the cluster and Kafka, before changing
+    anything."""
     if not render_dir and not do_apply:
         raise click.UsageError("give --render DIR, --apply, or both")
     topology = topology_from(topology_path)
@@ -35,8 +42,9 @@ def knative(render_dir: Path | None, do_apply: bool, topology_path: Path | None,
     if do_apply:
         from pipeline.knative.apply import ApplyError, apply
 
+        topics = topic_plan(topology, [topology.input.topic], bootstrap, topics_bootstrap, kafka_config, no_topics)
         try:
-            applied = apply(manifests, context=context)
+            done = apply(manifests, context=context, topics=topics)
         except ApplyError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"applied {len(applied)} objects: {', '.join(applied)}")
+        click.echo("\n".join(done))

@@ -9,6 +9,7 @@ import click
 from pipeline.openfaas.render import RenderOptions, render, render_files, stack
 from pipeline.settings import read_environment
 
+from lagduel.deploy_topics import topic_options, topic_plan
 from lagduel.render_files import write_rendered
 from lagduel.topology_arg import topology_from
 
@@ -30,10 +31,16 @@ from lagduel.topology_arg import topology_from
 @click.option("--context", default=None, help="Kube context for --apply (default: the current one).")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Kubeconfig file for --apply (default: KUBECONFIG or ~/.kube/config).")
+@topic_options
 def openfaas(render_dir: Path | None, do_apply: bool, topology_path: Path | None, gateway: str, connector_gateway: str,
-             bootstrap: str, password_file: Path | None, context: str | None, kubeconfig: Path | None) -> None:
+             bootstrap: str, password_file: Path | None, context: str | None, kubeconfig: Path | None,
+             topics_bootstrap: str | None, kafka_config: Path | None, no_topics: bool) -> None:
     """OpenFaaS CE + KEDA: a function per stage (stack.yml), a Kafka connector Deployment per stage,
-    a ScaledObject per function scaling on its connector's consumer lag."""
+    a ScaledObject per function scaling on its connector's consumer lag.
+
+    --apply creates every topic the pipeline reads or writes with the topology's partitions (KEDA never
+    scales a function past its topic's partition count), after checking the gateway, the cluster and
+    Kafka, before changing anything."""
     if not render_dir and not do_apply:
         raise click.UsageError("give --render DIR, --apply, or both")
     topology = topology_from(topology_path)
@@ -47,7 +54,9 @@ def openfaas(render_dir: Path | None, do_apply: bool, topology_path: Path | None
 
         try:
             credentials = GatewayCredentials.resolve(read_environment(), password_file)
-            done = apply(stack(topology, options), render(topology, options), gateway, credentials, context, kubeconfig)
+            topics = topic_plan(topology, topology.topics, bootstrap, topics_bootstrap, kafka_config, no_topics)
+            done = apply(stack(topology, options), render(topology, options), gateway, credentials, context, kubeconfig,
+                         topics)
         except ApplyError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo("\n".join(done))

@@ -1,9 +1,10 @@
-"""Admin helpers: broker readiness, creating and deleting topics."""
+"""Admin helpers: broker readiness, creating and deleting topics, a deployment's topic plan."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -62,3 +63,55 @@ def delete_topics(settings: KafkaSettings, topics: Sequence[str]) -> None:
             fut.result()
         except KafkaException:
             pass
+
+
+class TopicError(RuntimeError):
+    """The deployment's topics cannot be made right; the message names the topic and the fix."""
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    """The topics a deployed pipeline reads and writes, each with the topology's partitions: checked with
+    the cluster's other preconditions, created just before anything else changes.
+
+    Kafka's auto-create would give a topic the broker's default (often 1) partitions, and a KEDA-scaled
+    function never gets more replicas than its topic has partitions (openfaas-keda.md §5.3, step 5): a topic with
+    fewer partitions than the topology wants is refused, not silently accepted.
+    """
+
+    settings: KafkaSettings
+    topics: tuple[str, ...]
+    partitions: int
+    replication_factor: int = 1
+    timeout_s: float = 10.0
+
+    def check(self) -> list[str]:
+        """Kafka answers and no existing topic has too few partitions; returns the topics to create."""
+        admin = AdminClient(self.settings.admin())
+        try:
+            md = admin.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise TopicError(f"cannot reach Kafka at {self.settings.bootstrap_servers} to create the pipeline's topics "
+                             f"({exc.args[0].str()})") from None
+        missing = []
+        for topic in self.topics:
+            meta = md.topics.get(topic)
+            if meta is None or meta.error is not None:
+                missing.append(topic)
+            elif len(meta.partitions) < self.partitions:
+                raise TopicError(f"topic {topic!r} has {len(meta.partitions)} partition(s), the topology wants "
+                                 f"{self.partitions}: its stage could never scale past {len(meta.partitions)} "
+                                 f"replica(s); add partitions (kafka-topics.sh --alter --topic {topic} "
+                                 f"--partitions {self.partitions}) or delete it")
+        return missing
+
+    def create(self) -> list[str]:
+        """Create the missing topics; returns one line per topic saying what was done."""
+        missing = self.check()
+        if missing:
+            try:
+                create_topics(self.settings, missing, self.partitions, self.replication_factor, self.timeout_s * 3)
+            except (KafkaException, BrokerUnavailable) as exc:
+                raise TopicError(f"creating topics {', '.join(missing)} failed: {exc}") from None
+        return [f"{'created' if t in missing else 'kept'} topic/{t} ({self.partitions} partitions)"
+                for t in self.topics]

@@ -2,8 +2,9 @@
 
 Everything is checked before anything changes: the gateway answers and accepts the credentials,
 the kube context works and serves ScaledObjects, the function namespace exists (the OpenFaaS install
-makes it), every object passes a server-side dry run where its namespace exists. Then the functions
-are deployed and the manifests applied, the connectors' namespace first (created when missing). Each
+makes it), every object passes a server-side dry run where its namespace exists, Kafka answers and no
+existing topic has too few partitions. Then the missing topics are created, the functions deployed and
+the manifests applied, the connectors' namespace first (created when missing). Each
 failure is one ApplyError naming the cause.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pipeline.kafka import TopicError, TopicPlan
 from pipeline.kube import ApplyError, Applier, dynamic_client
 from pipeline.openfaas.render import namespaces
 from pipeline.settings import Environment
@@ -85,8 +87,9 @@ class GatewayClient:
 
 
 def apply(stack: Mapping[str, Any], manifests: Sequence[dict[str, Any]], gateway: str, credentials: GatewayCredentials,
-          context: str | None = None, kubeconfig: Path | None = None) -> list[str]:
-    """Check everything, deploy the functions, then server-side apply the manifests; returns what was done."""
+          context: str | None = None, kubeconfig: Path | None = None, topics: TopicPlan | None = None) -> list[str]:
+    """Check everything, create the missing topics, deploy the functions, then server-side apply the manifests;
+    returns what was done."""
     # A function without a namespace goes to the gateway's own, openfaas-fn unless the install says otherwise.
     function_namespaces = {fn.get("namespace") or "openfaas-fn" for fn in stack["functions"].values()}
     client = GatewayClient(gateway, credentials)
@@ -95,7 +98,11 @@ def apply(stack: Mapping[str, Any], manifests: Sequence[dict[str, Any]], gateway
         applier = Applier(dynamic_client(context, kubeconfig),
                           namespaces(list(manifests), function_namespaces) + list(manifests),
                           "install KEDA (ScaledObject) first", "install OpenFaaS first (it makes its function namespace)")
-        done = [client.deploy(function_deployment(name, fn)) for name, fn in stack["functions"].items()]
+        try:
+            made = topics.create() if topics else []
+        except TopicError as exc:
+            raise ApplyError(str(exc)) from None
+        done = made + [client.deploy(function_deployment(name, fn)) for name, fn in stack["functions"].items()]
     finally:
         client.close()
     return done + [f"applied {what}" for what in applier.apply()]

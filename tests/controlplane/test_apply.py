@@ -5,22 +5,28 @@ both backends' NetworkPolicies read back select only their own pods and let them
 from __future__ import annotations
 
 import copy
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from confluent_kafka.admin import AdminClient
 from kubernetes.config import kube_config
 
 from lagduel.knative_deploy import knative
 from lagduel.openfaas_deploy import openfaas
+from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.knative.manifests import render as render_knative
+from pipeline.knative.manifests import topology_document
 from pipeline.openfaas import apply as openfaas_apply
 from pipeline.openfaas.render import RenderOptions, stack
 from pipeline.openfaas.render import render as render_openfaas
 from pipeline.topology import Topology, load_topology
 from tests.controlplane import faas
 from tests.controlplane.netpol import check_policies, pipeline_pods
-from tests.controlplane.processes import CONTEXT, ControlPlane, await_condition, kubernetes_version
+from tests.controlplane.processes import CONTEXT, ControlPlane, await_condition, free_port, kubernetes_version
 
 pytestmark = pytest.mark.controlplane
 FUNCTION_NAMESPACE = "openfaas-fn"
@@ -81,12 +87,12 @@ def test_the_apiserver_is_the_pinned_release(controlplane: ControlPlane) -> None
 
 def test_knative_apply_twice_is_idempotent_and_reads_back(controlplane: ControlPlane, kube_context: str) -> None:
     manifests = render_knative(load_topology())
-    first = CliRunner().invoke(knative, ["--apply", "--context", kube_context])
+    first = CliRunner().invoke(knative, ["--apply", "--no-topics", "--context", kube_context])
     assert first.exit_code == 0, first.output
     before = {(m["kind"], m["metadata"]["name"]): get(controlplane, m)["metadata"]["resourceVersion"] for m in manifests}
-    second = CliRunner().invoke(knative, ["--apply", "--context", kube_context])
+    second = CliRunner().invoke(knative, ["--apply", "--no-topics", "--context", kube_context])
     assert second.exit_code == 0, second.output
-    assert f"applied {len(manifests)} objects" in second.output
+    assert second.output.splitlines() == [f"applied {m['kind']}/{m['metadata']['name']}" for m in manifests]
     for m in manifests:
         live = get(controlplane, m)
         assert live["metadata"]["resourceVersion"] == before[(m["kind"], m["metadata"]["name"])], \
@@ -101,7 +107,7 @@ def test_knative_apply_twice_is_idempotent_and_reads_back(controlplane: ControlP
 def test_knative_namespace_admits_a_revision_pod_and_refuses_a_baseline_violation(controlplane: ControlPlane,
                                                                                kube_context: str) -> None:
     t = load_topology()
-    result = CliRunner().invoke(knative, ["--apply", "--context", kube_context])
+    result = CliRunner().invoke(knative, ["--apply", "--no-topics", "--context", kube_context])
     assert result.exit_code == 0, result.output
     await_default_service_account(controlplane, t.namespace)
     service = next(m for m in render_knative(t) if m["kind"] == "Service")
@@ -132,7 +138,8 @@ def test_openfaas_apply_deploys_functions_and_applies_twice(controlplane: Contro
     manifests = render_openfaas(t)
     with faas.serve(controlplane) as (gateway, url):
         for attempt in range(2):
-            result = CliRunner().invoke(openfaas, ["--apply", "--gateway", url, "--context", kube_context,
+            result = CliRunner().invoke(openfaas, ["--apply", "--no-topics", "--gateway", url, "--context",
+                                                   kube_context,
                                                    "--kubeconfig", str(controlplane.kubeconfig)])
             assert result.exit_code == 0, result.output
     assert gateway.deployed == [st.name for st in t.stages] * 2
@@ -196,12 +203,67 @@ def test_both_backends_policies_read_back_select_only_their_own_pods(controlplan
     ensure_namespace(controlplane, FUNCTION_NAMESPACE)
     monkeypatch.setenv("OPENFAAS_PASSWORD", faas.PASSWORD)
     t = load_topology()
-    assert CliRunner().invoke(knative, ["--apply", "--context", kube_context]).exit_code == 0
+    assert CliRunner().invoke(knative, ["--apply", "--no-topics", "--context", kube_context]).exit_code == 0
     with faas.serve(controlplane) as (_, url):
-        result = CliRunner().invoke(openfaas, ["--apply", "--gateway", url, "--kubeconfig",
+        result = CliRunner().invoke(openfaas, ["--apply", "--no-topics", "--gateway", url, "--kubeconfig",
                                                str(controlplane.kubeconfig)])
         assert result.exit_code == 0, result.output
     live = controlplane.http().get("/apis/networking.k8s.io/v1/networkpolicies",
                                    params={"labelSelector": f"lagduel.dev/pipeline={t.pipeline}"}).json()["items"]
     assert sorted(p["metadata"]["name"] for p in live) == ["orders-connectors", "orders-functions", "orders-stages"]
     assert check_policies(live, pipeline_pods(render_knative(t), render_openfaas(t), stack(t))) == []
+
+
+def _topology_file(t: Topology, tmp_path: Path) -> Path:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(topology_document(t), sort_keys=False))
+    return path
+
+
+def _partitions(settings: KafkaSettings, topics: tuple[str, ...]) -> dict[str, int]:
+    md = AdminClient(settings.admin()).list_topics(timeout=10)
+    return {t: len(md.topics[t].partitions) for t in topics if t in md.topics and md.topics[t].error is None}
+
+
+@pytest.mark.kafka
+def test_openfaas_apply_creates_every_topic_with_the_topologys_partitions(
+        controlplane: ControlPlane, kube_context: str, kafka_settings: KafkaSettings, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ensure_namespace(controlplane, FUNCTION_NAMESPACE)
+    monkeypatch.setenv("OPENFAAS_PASSWORD", faas.PASSWORD)
+    t = load_topology().with_topic_prefix(f"d{uuid.uuid4().hex[:6]}-").model_copy(update={"partitions": 4})
+    create_topics(kafka_settings, [t.input.topic], 5)  # a user's input topic, already there with more partitions
+    args = ["--apply", "--topology", str(_topology_file(t, tmp_path)), "--topics-bootstrap",
+            kafka_settings.bootstrap_servers, "--context", kube_context]
+    with faas.serve(controlplane) as (_, url):
+        result = CliRunner().invoke(openfaas, [*args, "--gateway", url])
+    assert result.exit_code == 0, result.output
+    assert f"kept topic/{t.input.topic} (4 partitions)" in result.output
+    assert f"created topic/{t.dead_letter_topic} (4 partitions)" in result.output
+    assert _partitions(kafka_settings, t.topics) == {t.input.topic: 5, **{topic: 4 for topic in t.topics[1:]}}
+
+
+@pytest.mark.kafka
+def test_a_topic_with_too_few_partitions_is_refused_before_anything_changes(
+        controlplane: ControlPlane, kube_context: str, kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    t = fresh(load_topology().with_topic_prefix(f"d{uuid.uuid4().hex[:6]}-"))
+    create_topics(kafka_settings, [t.input.topic], 1)  # as broker auto-create would have made it
+    before = namespaces(controlplane)
+    result = CliRunner().invoke(knative, ["--apply", "--topology", str(_topology_file(t, tmp_path)),
+                                          "--topics-bootstrap", kafka_settings.bootstrap_servers,
+                                          "--context", kube_context])
+    assert result.exit_code == 1, result.output
+    assert (f"topic '{t.input.topic}' has 1 partition(s), the topology wants {t.partitions}: its stage could never "
+            f"scale past 1 replica(s)") in result.output
+    assert namespaces(controlplane) == before
+
+
+def test_apply_names_an_unreachable_kafka_before_anything_changes(controlplane: ControlPlane, kube_context: str,
+                                                                  tmp_path: Path) -> None:
+    t = fresh(load_topology())
+    before = namespaces(controlplane)
+    result = CliRunner().invoke(knative, ["--apply", "--topology", str(_topology_file(t, tmp_path)),
+                                          "--topics-bootstrap", f"127.0.0.1:{free_port()}",
+                                          "--context", kube_context])
+    assert result.exit_code == 1 and "cannot reach Kafka at 127.0.0.1:" in result.output, result.output
+    assert "Traceback" not in result.output and namespaces(controlplane) == before
