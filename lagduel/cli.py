@@ -45,3 +45,6 @@ main.add_command(connector)
 from lagduel.deploy_cmd import deploy  # noqa: E402
 
 main.add_command(deploy)
+from lagduel.simulate_cmd import simulate  # noqa: E402
+
+main.add_command(simulate)

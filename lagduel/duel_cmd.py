@@ -28,7 +28,7 @@ from lagduel.kafka_cmd import client_settings, serving_kafka
 from lagduel.load_cmd import load_options
 
 
-def _overrides(items: tuple[str, ...]) -> dict:
+def parse_overrides(items: tuple[str, ...]) -> dict:
     """`knative.window_s=30` -> {"knative": {"window_s": 30}} (values parsed as YAML scalars)."""
     out: dict = {}
     for item in items:
@@ -53,7 +53,7 @@ def _overrides(items: tuple[str, ...]) -> dict:
     return out
 
 
-def _writable(out: Path) -> None:
+def writable_out(out: Path) -> None:
     """Refuse an output folder the report could not be written to, before any backend starts."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -105,22 +105,48 @@ def _cluster_target(target: str, names: list[str], bootstrap: str | None, kube_c
     return ClusterTarget(kube_context, function_namespace)
 
 
-def _slos(texts: tuple[str, ...]) -> list[Slo]:
+def parse_slos(texts: tuple[str, ...]) -> list[Slo]:
     try:
         return [parse_slo(t) for t in texts]
     except SloError as exc:
         raise click.BadParameter(str(exc), param_hint="--slo") from None
 
 
+# Options `simulate` shares with `duel`.
+BACKENDS_OPTION = click.option("--backends", default="knative,openfaas,native", show_default=True,
+                               help=f"Comma-separated, run in this order (known: {', '.join(BACKENDS)}).")
+OUT_OPTION = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+                          show_default=True)
+DRAIN_TIMEOUT_OPTION = click.option("--drain-timeout", type=click.FloatRange(1), default=180, show_default=True,
+                                    help="After the load, wait at most this long for each backend to deliver "
+                                         "everything.")
+SETTLE_OPTION = click.option("--settle", type=click.FloatRange(0), default=45, show_default=True,
+                             help="Keep sampling this long after the drain, to see replicas scale back.")
+SET_OPTION = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                          help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30; "
+                               "partitions, replication_factor and emulation.* apply to the topology, e.g. "
+                               "--set partitions=12.")
+SLO_OPTION = click.option("--slo", "slo_texts", multiple=True, metavar="METRIC<OP><VALUE>", help=SLO_HELP)
+
+
+def parse_backends(backends: str) -> list[str]:
+    """`--backends`: known names, each once."""
+    names = [b.strip() for b in backends.split(",") if b.strip()]
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"{backends!r} names a backend twice; use --repeat to run it again",
+                                 param_hint="--backends")
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown or not names:
+        raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
 @click.command("duel")
 @load_options
-@click.option("--backends", default="knative,openfaas,native", show_default=True,
-              help=f"Comma-separated, run in this order (known: {', '.join(BACKENDS)}).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True)
-@click.option("--drain-timeout", type=click.FloatRange(1), default=180, show_default=True,
-              help="After the load, wait at most this long for each backend to deliver everything.")
-@click.option("--settle", type=click.FloatRange(0), default=45, show_default=True,
-              help="Keep sampling this long after the drain, to see replicas scale back.")
+@BACKENDS_OPTION
+@OUT_OPTION
+@DRAIN_TIMEOUT_OPTION
+@SETTLE_OPTION
 @click.option("--target", type=click.Choice(["local", "cluster"]), default="local", show_default=True,
               help="local: each backend emulated on this machine. cluster: drive the pipelines deployed with "
                    "`lagduel deploy` (needs the cluster's Kafka: --bootstrap or --kafka-config); no emulation runs "
@@ -128,13 +154,11 @@ def _slos(texts: tuple[str, ...]) -> list[Slo]:
 @click.option("--kube-context", default=None, help="With --target cluster: the kube context (default: the current one).")
 @click.option("--function-namespace", default="openfaas-fn", show_default=True,
               help="With --target cluster: where the OpenFaaS functions run.")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override a stage setting on every stage, e.g. --set keda.scale_down_stabilization_s=30; "
-                   "partitions, replication_factor and emulation.* apply to the topology, e.g. --set partitions=12.")
+@SET_OPTION
 @click.option("--repeat", "repeats", type=click.IntRange(1, 50), default=1, show_default=True,
               help="Run each backend N times in a seeded, interleaved order; report medians and spreads, and declare "
                    "a winner only where the intervals do not overlap (min–max for 2 runs, bootstrap 95 % CI from 3).")
-@click.option("--slo", "slo_texts", multiple=True, metavar="METRIC<OP><VALUE>", help=SLO_HELP)
+@SLO_OPTION
 @click.option("--fault", "fault_texts", multiple=True, metavar="KIND[:STAGE]@TIME", help=FAULT_HELP)
 @click.option("--start-timeout", type=click.FloatRange(1), default=120, show_default=True,
               help="Before the load: wait at most this long for every consumer group to be assigned and every stage "
@@ -155,13 +179,7 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed, 4 a backend was instrument-bound,
     130 interrupted (Ctrl-C or SIGTERM: the backends are stopped, the finished runs reported).
     """
-    names = [b.strip() for b in backends.split(",") if b.strip()]
-    if len(set(names)) != len(names):
-        raise click.BadParameter(f"{backends!r} names a backend twice; use --repeat to run it again",
-                                 param_hint="--backends")
-    unknown = [b for b in names if b not in BACKENDS]
-    if unknown or not names:
-        raise click.ClickException(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    names = parse_backends(backends)
     bootstrap, _ = client_settings(bootstrap, kafka_config)
     cluster = _cluster_target(target, names, bootstrap, kube_context, function_namespace, sets, fault_texts)
     try:
@@ -174,15 +192,15 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raise click.ClickException(str(exc).splitlines()[0]) from None
     if sets:
         try:
-            topology = topology.with_stage_overrides(**_overrides(sets))
+            topology = topology.with_stage_overrides(**parse_overrides(sets))
         except TopologyError as exc:
             raise click.BadParameter(str(exc).splitlines()[0], param_hint="--set") from None
-    slos = _slos(slo_texts)
+    slos = parse_slos(slo_texts)
     try:
         faults = tuple(parse_fault(f, [s.name for s in topology.stages], profile.duration_s) for f in fault_texts)
     except FaultError as exc:
         raise click.BadParameter(str(exc), param_hint="--fault") from None
-    _writable(out)
+    writable_out(out)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
                     cluster=cluster, start_timeout_s=start_timeout, repeats=repeats, faults=faults)
     console = Console(stderr=True)

@@ -26,12 +26,23 @@ MAX_RECORD_BYTES = 900_000
 stage services' 1 MiB request-body limit: a larger record could never reach the output topic."""
 
 
-def load_options(f):  # shared by `load` and `duel`
+def profile_options(f):  # what load is offered: shared by `load`, `duel` and `simulate`
     for opt in reversed([
         click.option("--profile", "profile_spec", default="burst", show_default=True, help=PROFILE_HELP),
         click.option("--duration", type=click.FloatRange(1), default=None, help="Seconds of load (profile default: 60)."),
         click.option("--seed", type=int, default=42, show_default=True, help="Seed of the order stream."),
         click.option("--invalid-share", type=click.FloatRange(0, 1), default=0.1, show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+TOPOLOGY_OPTION = click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path),
+                               default=None)
+
+
+def load_options(f):  # shared by `load` and `duel`
+    for opt in reversed([
         click.option("--record-bytes", type=click.IntRange(400, MAX_RECORD_BYTES), default=512, show_default=True,
                      help="Pad each record to about this size (at most 900,000: what the stages add must still fit "
                           "Kafka's 1 MB message limit)."),
@@ -42,10 +53,10 @@ def load_options(f):  # shared by `load` and `duel`
                           "p99 lateness over 2x this, flags the run as behind schedule."),
         click.option("--bootstrap", help="An existing Kafka (default: LAGDUEL_BOOTSTRAP, `kafka up`, or embedded)."),
         kafka_config_option,
-        click.option("--topology", "topology_path", type=click.Path(dir_okay=False, path_type=Path), default=None),
+        TOPOLOGY_OPTION,
     ]):
         f = opt(f)
-    return f
+    return profile_options(f)
 
 
 @click.command("load")

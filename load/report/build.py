@@ -124,7 +124,9 @@ def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) ->
     spike = tuple(summary["disturbance"]) if summary.get("disturbance") else None
     repeats = summary.get("repeats", 1)
     return {
-        "title": f"lagduel — {summary['profile']['kind']} profile, {', '.join(backends)}",
+        "title": f"lagduel{' (simulated)' if summary.get('simulated') else ''} — {summary['profile']['kind']} profile, "
+                 f"{', '.join(backends)}",
+        "simulated": summary.get("simulated"),
         "run_id": summary["run_id"], "profile": summary["profile"], "seed": summary["seed"], "repeats": repeats,
         "confidence": "1 run: no confidence interval" if repeats == 1 else
                       f"{repeats} runs per backend: median (min–max{'; bootstrap 95 % CI of the median' if repeats >= 3 else ''})",

@@ -24,6 +24,10 @@ def run_markdown(summary: dict[str, Any]) -> str:
              f"Run `{summary['run_id']}`, seed {summary['seed']}, profile `{summary['profile']}`, "
              + ("1 run: no confidence interval." if repeats == 1 else f"{repeats} runs per backend (median, min–max"
                 + ("; bootstrap 95 % CI)." if repeats >= 3 else ").")), ""]
+    sim = summary.get("simulated")
+    if sim:
+        lines += [f"> **Simulated** (`lagduel simulate`, {sim['partitions']} partitions, {sim['step_s']} s steps): "
+                  f"{sim['error_bound']}. Instrument check: {sim['instrument']}.", ""]
     for b, s in backends.items():
         if s["instrument"]["bound"]:
             lines.append(f"> **⚠ {b} is instrument-bound** — its numbers describe this machine, not the autoscaler: "

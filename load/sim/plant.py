@@ -40,7 +40,10 @@ def share(pending: np.ndarray, n: int, total: int) -> np.ndarray:
     to exactly n."""
     if n >= total:
         return pending.copy()
-    return np.diff(np.cumsum(pending) * n // total, prepend=0)
+    upto = np.cumsum(pending) * n // total
+    taken = upto.copy()
+    taken[1:] -= upto[:-1]
+    return taken
 
 
 def even(pending: np.ndarray, n: int, total: int) -> np.ndarray:
