@@ -1,14 +1,11 @@
 # The Kafka connector of the OpenFaaS backend (one Deployment per stage, see connectors.yaml).
-#   docker build -f deploy/openfaas/connector.Dockerfile -t dev.local/lagduel-connector:0.1.0 .
+# The build context is this directory (`lagduel deploy openfaas --render DIR` writes it, wheel included):
+#   docker build -f DIR/connector.Dockerfile -t dev.local/lagduel-connector:0.1.0 DIR
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /src
-COPY pyproject.toml README.md* ./
-COPY functions functions
-COPY pipeline pipeline
-COPY load load
-COPY lagduel lagduel
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install . && /opt/venv/bin/python -m compileall -q /opt/venv
+COPY function/wheels/ /tmp/wheels/
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install /tmp/wheels/lagduel-*.whl \
+ && /opt/venv/bin/python -m compileall -q /opt/venv
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/venv /opt/venv

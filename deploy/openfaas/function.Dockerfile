@@ -1,24 +1,21 @@
 # A stage function image without faas-cli: of-watchdog (http mode) forks the stage's function server.
-#   docker build -f deploy/openfaas/function.Dockerfile --build-arg STAGE=score -t dev.local/lagduel-score:0.1.0 .
+# The build context is this directory (`lagduel deploy openfaas --render DIR` writes it, wheel included):
+#   docker build -f DIR/function.Dockerfile --build-arg STAGE=score -t dev.local/lagduel-score:0.1.0 DIR
 # max_inflight / exec_timeout / read_timeout / write_timeout come from stack.yml's environment at deploy
 # time (rendered from the topology); the values below are the topology defaults.
 FROM ghcr.io/openfaas/of-watchdog:0.11.3 AS watchdog
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /src
-COPY pyproject.toml README.md* ./
-COPY functions functions
-COPY pipeline pipeline
-COPY load load
-COPY lagduel lagduel
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install . && /opt/venv/bin/python -m compileall -q /opt/venv
+COPY function/wheels/ /tmp/wheels/
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install /tmp/wheels/lagduel-*.whl \
+ && /opt/venv/bin/python -m compileall -q /opt/venv
 
 FROM python:3.11-slim-bookworm
 ARG STAGE=validate
 COPY --from=watchdog /fwatchdog /usr/bin/fwatchdog
 COPY --from=build /opt/venv /opt/venv
-COPY deploy/openfaas/function/pipeline.yaml /home/app/function/pipeline.yaml
+COPY function/pipeline.yaml /home/app/function/pipeline.yaml
 USER 65532:65532
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     LAGDUEL_STAGE=${STAGE} LAGDUEL_TOPOLOGY=/home/app/function/pipeline.yaml \

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from pipeline.images import context_files
 from pipeline.topology import Stage, Topology
 
 PIPELINE_LABEL = "lagduel.dev/pipeline"
@@ -266,11 +267,14 @@ HEADER = "# Rendered from the topology by `lagduel deploy knative --render`; edi
 
 
 def render_files(manifests: list[Manifest]) -> dict[str, str]:
-    """File name → YAML text: one file per kind, plus kustomization.yaml listing them in apply order."""
+    """File name → text: one YAML file per kind, kustomization.yaml listing them in apply order, and the
+    stage image's Dockerfile (package data in `image/`), so the directory is its build context once the
+    command has built the lagduel wheel into `wheels/`."""
     grouped: dict[str, list[Manifest]] = {}
     for m in manifests:
         grouped.setdefault(_FILES.get(m["kind"], "other.yaml"), []).append(m)
-    files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
+    files = context_files("pipeline.knative")
+    files.update({name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()})
     kustomization: Mapping[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                                         "resources": list(grouped)}
     files["kustomization.yaml"] = HEADER + yaml.safe_dump(dict(kustomization), sort_keys=False)

@@ -1,20 +1,25 @@
 """The topology rendered for a cluster: stack.yml for faas-cli, a connector Deployment per stage,
-a KEDA ScaledObject per function, NetworkPolicies. Pure: topology and options in, documents out."""
+a KEDA ScaledObject per function, NetworkPolicies, and the files that make the rendered directory a build
+context (the faas-cli template, the handler folder, the Dockerfiles: package data in `image/`).
+Pure: topology and options in, documents out."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from pipeline.images import context_files
 from pipeline.knative.manifests import dns_egress, egress_to, namespace
 from pipeline.openfaas.connector import connector_group
 from pipeline.openfaas.replicaset import topology_document
 from pipeline.topology import Stage, Topology
 
 Manifest = dict[str, Any]
+SECRET_FILE = "kafka-client-secret.yaml"
+"""Holds the connectors' Kafka credentials when --kafka-config is given: ignored by git."""
 HEADER = "# Rendered from the topology by `lagduel deploy openfaas --render`; edit pipeline.yaml, not this file.\n"
 TEMPLATE = "lagduel-python3-http"
 SECURITY = {  # the restricted Pod Security Standard
@@ -22,18 +27,26 @@ SECURITY = {  # the restricted Pod Security Standard
     "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
 }
 METRICS_PORT = 8081
+KAFKA_CONFIG_DIR = "/etc/lagduel-kafka"
+KAFKA_CONFIG_FILE = "client.properties"
 
 
 @dataclass(frozen=True)
 class RenderOptions:
     gateway: str = "http://gateway.openfaas:8080"
     """The gateway as the connectors reach it (in-cluster Service of the openfaas chart)."""
+    stack_gateway: str = "http://127.0.0.1:8080"
+    """stack.yml's provider gateway: the gateway as faas-cli reaches it from where it runs."""
     bootstrap: str = "my-cluster-kafka-bootstrap.kafka:9092"
     function_namespace: str = "openfaas-fn"
     """Where faas-netes puts each function's Deployment (chart default, openfaas-keda.md §3.3)."""
     gateway_namespace: str = "openfaas"
     function_image: str = "dev.local/lagduel-{stage}:0.1.0"
+    """Each function's image; `{stage}` is replaced by the stage name."""
     connector_image: str = "dev.local/lagduel-connector:0.1.0"
+    kafka_config: Mapping[str, str] | None = None
+    """librdkafka settings of the connectors (SASL/TLS): rendered into the Secret `<pipeline>-kafka-client`,
+    mounted into each connector and passed as --kafka-config. None: no Secret."""
     ce: bool = True
     """OpenFaaS Community Edition: at most 5 replicas per function (§3.3)."""
 
@@ -55,6 +68,10 @@ def _max_replicas(stage: Stage, o: RenderOptions) -> int:
     return min(stage.max_replicas, 5) if o.ce else stage.max_replicas
 
 
+def function_image(o: RenderOptions, stage: Stage) -> str:
+    return o.function_image.replace("{stage}", stage.name)
+
+
 def stack(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, Any]:
     """stack.yml (openfaas-keda.md §3.1): one function per stage, built from the local template."""
     functions = {}
@@ -63,7 +80,7 @@ def stack(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, Any]:
         functions[st.name] = {
             "lang": TEMPLATE,
             "handler": "./function",
-            "image": o.function_image.format(stage=st.name),
+            "image": function_image(o, st),
             "namespace": o.function_namespace,
             "environment": {
                 "LAGDUEL_STAGE": st.name,
@@ -95,15 +112,35 @@ def stack(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, Any]:
         }
     return {
         "version": "1.0",
-        "provider": {"name": "openfaas", "gateway": "http://127.0.0.1:8080"},
+        "provider": {"name": "openfaas", "gateway": o.stack_gateway},
         "configuration": {"templates": [{"name": TEMPLATE}]},  # ./template/<name>, next to this file
         "functions": functions,
     }
 
 
+def kafka_secret_name(t: Topology) -> str:
+    return f"{t.pipeline}-kafka-client"
+
+
+def _kafka_secret(t: Topology, settings: Mapping[str, str]) -> Manifest:
+    """The connectors' librdkafka settings, one key=value a line, as `lagduel connector --kafka-config` reads them."""
+    text = "".join(f"{key}={value}\n" for key, value in settings.items())
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": kafka_secret_name(t), "namespace": t.namespace, "labels": _labels(t)},
+            "type": "Opaque", "stringData": {KAFKA_CONFIG_FILE: text}}
+
+
 def _connector(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
     name = f"{t.pipeline}-connector-{st.name}"
     labels = _labels(t, st, "connector")
+    args = ["connector", "--stage", st.name, "--topology", "/etc/lagduel/pipeline.yaml",
+            "--bootstrap", o.bootstrap, "--gateway", o.gateway, "--metrics-port", str(METRICS_PORT)]
+    mounts = [{"name": "topology", "mountPath": "/etc/lagduel", "readOnly": True}]
+    volumes: list[Manifest] = [{"name": "topology", "configMap": {"name": f"{t.pipeline}-openfaas-topology"}}]
+    if o.kafka_config is not None:
+        args += ["--kafka-config", f"{KAFKA_CONFIG_DIR}/{KAFKA_CONFIG_FILE}"]
+        mounts.append({"name": "kafka-client", "mountPath": KAFKA_CONFIG_DIR, "readOnly": True})
+        volumes.append({"name": "kafka-client", "secret": {"secretName": kafka_secret_name(t)}})
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": t.namespace, "labels": labels},
@@ -123,17 +160,15 @@ def _connector(t: Topology, st: Stage, o: RenderOptions) -> Manifest:
                     "containers": [{
                         "name": "connector",
                         "image": o.connector_image,
-                        "args": ["connector", "--stage", st.name, "--topology", "/etc/lagduel/pipeline.yaml",
-                                 "--bootstrap", o.bootstrap, "--gateway", o.gateway,
-                                 "--metrics-port", str(METRICS_PORT)],
+                        "args": args,
                         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
                         "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 5},
                         "resources": {"requests": {"cpu": "250m", "memory": "128Mi"},
                                       "limits": {"cpu": "500m", "memory": "256Mi"}},
                         "securityContext": SECURITY,
-                        "volumeMounts": [{"name": "topology", "mountPath": "/etc/lagduel", "readOnly": True}],
+                        "volumeMounts": mounts,
                     }],
-                    "volumes": [{"name": "topology", "configMap": {"name": f"{t.pipeline}-openfaas-topology"}}],
+                    "volumes": volumes,
                 },
             },
         },
@@ -221,8 +256,9 @@ def render(t: Topology, o: RenderOptions = RenderOptions()) -> list[Manifest]:
     config = {"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": f"{t.pipeline}-openfaas-topology", "namespace": t.namespace, "labels": _labels(t)},
               "data": {"pipeline.yaml": yaml.safe_dump(topology_document(t), sort_keys=False)}}
-    return [config, *(_connector(t, st, o) for st in t.stages), *(scaled_object(t, st, o) for st in t.stages),
-            *_network_policies(t, o)]
+    secret = [] if o.kafka_config is None else [_kafka_secret(t, o.kafka_config)]
+    return [config, *secret, *(_connector(t, st, o) for st in t.stages),
+            *(scaled_object(t, st, o) for st in t.stages), *_network_policies(t, o)]
 
 
 def namespaces(manifests: list[Manifest], function_namespaces: Collection[str]) -> list[Manifest]:
@@ -236,17 +272,24 @@ def namespaces(manifests: list[Manifest], function_namespaces: Collection[str]) 
     return [namespace(pipeline, ns) for ns, pipeline in sorted(used.items())]
 
 
-_FILES = {"Namespace": "namespace.yaml", "ConfigMap": "config.yaml", "Deployment": "connectors.yaml", "ScaledObject": "scaledobjects.yaml",
-          "NetworkPolicy": "network-policy.yaml"}
+_FILES = {"Namespace": "namespace.yaml", "ConfigMap": "config.yaml", "Secret": SECRET_FILE,
+          "Deployment": "connectors.yaml", "ScaledObject": "scaledobjects.yaml", "NetworkPolicy": "network-policy.yaml"}
 
 
 def render_files(t: Topology, o: RenderOptions = RenderOptions()) -> dict[str, str]:
-    """File name → text: stack.yml, function/pipeline.yaml (built into the function image), one file per kind."""
+    """File name → text: stack.yml, one file per kind, and the build context: the faas-cli template, the
+    handler folder `function/` (the template's skeleton plus the topology `pipeline.yaml` built into the
+    function image), the Dockerfiles and a README. The lagduel wheel the images install is not rendered:
+    the command builds it into `function/wheels/`."""
+    files = context_files("pipeline.openfaas")
+    skeleton = f"template/{TEMPLATE}/function/"
+    files.update({"function/" + name[len(skeleton):]: text for name, text in list(files.items())
+                  if name.startswith(skeleton)})
     grouped: dict[str, list[Manifest]] = {}
     manifests = render(t, o)
     for m in namespaces(manifests, {o.function_namespace}) + manifests:
         grouped.setdefault(_FILES[m["kind"]], []).append(m)
-    files = {name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()}
+    files.update({name: HEADER + yaml.safe_dump_all(docs, sort_keys=False) for name, docs in grouped.items()})
     files["stack.yml"] = HEADER + yaml.safe_dump(stack(t, o), sort_keys=False)
     files["function/pipeline.yaml"] = HEADER + yaml.safe_dump(topology_document(t), sort_keys=False)
     return files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,52 @@ def manifests() -> list[dict[str, Any]]:
     return render(load_topology())
 
 
+def tree(root: Path) -> dict[str, str]:
+    """Every file under root by relative path, but the wheels (built at render time, not committed)."""
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*")
+            if p.is_file() and "wheels" not in p.relative_to(root).parts}
+
+
 def test_committed_set_equals_a_fresh_render(tmp_path: Path) -> None:
+    result = CliRunner().invoke(knative, ["--render", str(tmp_path), "--no-wheel"])
+    assert result.exit_code == 0, result.output
+    fresh = tree(tmp_path)
+    assert {"Dockerfile", "Dockerfile.dockerignore", "kustomization.yaml", "services.yaml"} <= set(fresh)
+    assert tree(DEPLOY) == fresh, "deploy/knative is stale: run `lagduel deploy knative --render deploy/knative`"
+
+
+@pytest.mark.parametrize("image", ["Dev.local/Lagduel:0.1", "dev.local/stage:", "stage:v@sha256:12", "a b", ""])
+def test_an_invalid_image_is_a_one_line_error(tmp_path: Path, image: str) -> None:
+    result = CliRunner().invoke(knative, ["--render", str(tmp_path), "--no-wheel", "--image", image])
+    assert result.exit_code == 2 and "Invalid value for '--image'" in result.output
+    assert "is not an image reference" in result.output and "Traceback" not in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_image_is_an_option(tmp_path: Path) -> None:
+    image = "ghcr.io/team/lagduel-stage@sha256:" + "0f" * 32
+    assert CliRunner().invoke(knative, ["--render", str(tmp_path), "--no-wheel", "--image", image]).exit_code == 0
+    services = list(yaml.safe_load_all((tmp_path / "services.yaml").read_text()))
+    assert [s["spec"]["template"]["spec"]["containers"][0]["image"] for s in services] == [image] * 3
+
+
+@pytest.mark.wheel
+def test_render_writes_a_complete_build_context(tmp_path: Path) -> None:
     result = CliRunner().invoke(knative, ["--render", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    fresh = {p.name: p.read_text() for p in tmp_path.glob("*.yaml")}
-    committed = {p.name: p.read_text() for p in DEPLOY.glob("*.yaml")}
-    assert committed == fresh, "deploy/knative is stale: run `lagduel deploy knative --render deploy/knative`"
+    (wheel,) = (tmp_path / "wheels").glob("lagduel-*.whl")
+    assert f"built {wheel}" in result.output
+    dockerfile = (tmp_path / "Dockerfile").read_text()
+    sources = [w for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line
+               for w in line.split()[1:-1]]
+    assert sources == ["wheels/"] and "pip install /tmp/wheels/lagduel-*.whl" in dockerfile
+    # BuildKit reads Dockerfile.dockerignore: the context it sends is the wheel alone.
+    ignore = [line for line in (tmp_path / "Dockerfile.dockerignore").read_text().splitlines()
+              if line and not line.startswith("#")]
+    assert ignore == ["**", "!wheels/lagduel-*.whl"]
+    # The image runs `python -m pipeline.knative.service`: the wheel has it and its packaged topology.
+    with zipfile.ZipFile(wheel) as zf:
+        assert {"pipeline/knative/service.py", "pipeline/pipeline.yaml", "functions/__init__.py"} <= set(zf.namelist())
 
 
 def test_custom_resources_match_the_crd_schemas(manifests: list[dict[str, Any]]) -> None:
@@ -113,7 +154,7 @@ def test_topology_configmap_loads_back_as_the_same_topology(tmp_path: Path) -> N
 def test_kustomization_lists_every_file(manifests: list[dict[str, Any]]) -> None:
     files = render_files(manifests)
     listed = yaml.safe_load(files["kustomization.yaml"])["resources"]
-    assert sorted(listed) == sorted(n for n in files if n != "kustomization.yaml")
+    assert sorted(listed) == sorted(n for n in files if n.endswith(".yaml") and n != "kustomization.yaml")
     assert listed[0] == "namespace.yaml"
 
 
