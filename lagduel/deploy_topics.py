@@ -19,8 +19,9 @@ def topic_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Create no topics at --apply (then create them yourself, with the topology's partitions, "
                           "before the pipeline runs).")(f)
     f = click.option("--kafka-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="librdkafka settings for the topic admin connection, one key=value a line (e.g. SASL/TLS; "
-                          "default: LAGDUEL_KAFKA_CONFIG).")(f)
+                     help="librdkafka settings, one key=value a line (e.g. SASL/TLS): for the admin connection that "
+                          "creates the topics (default: LAGDUEL_KAFKA_CONFIG) and, with deploy openfaas, the "
+                          "connectors' Secret.")(f)
     return click.option("--topics-bootstrap", default=None, metavar="HOST:PORT",
                         help="Kafka as reachable from here (e.g. a kubectl port-forward), used at --apply to create "
                              "the pipeline's topics with the topology's partitions (default: --bootstrap).")(f)
