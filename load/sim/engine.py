@@ -65,6 +65,8 @@ class GroupSecond:
     processed: int
     cold_starts: int
     extra: dict[str, float]
+    pending: int = 0
+    """Events on the group's input not yet handled (queued or in flight): the books' per-group share."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +257,7 @@ def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], f
             time_lag_s=None if np.isnan(lags_s).all() else float(np.nanmax(lags_s)),
             partition_lag=_reported(lag, bounds), partition_committed=_reported(q.committed, bounds),
             desired=c.desired, ready=c.pods.ready, in_flight=round(in_flight), queued=round(queued),
-            processed=q.processed, cold_starts=c.pods.cold_starts, extra=c.extra()))
+            processed=q.processed, cold_starts=c.pods.cold_starts, extra=c.extra(), pending=q.pending))
     accounted = delivered + dead
     ahead = np.concatenate([[0], sent_by])
 
