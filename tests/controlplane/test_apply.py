@@ -48,7 +48,8 @@ def get(cp: ControlPlane, m: dict[str, Any]) -> dict[str, Any]:
     base = f"/apis/{group}/{version}" if group else f"/api/{version}"
     plural = {"NetworkPolicy": "networkpolicies", "KafkaSource": "kafkasources", "KafkaSink": "kafkasinks",
               "ConfigMap": "configmaps", "Namespace": "namespaces", "Broker": "brokers", "Trigger": "triggers",
-              "Service": "services", "Deployment": "deployments", "ScaledObject": "scaledobjects"}[m["kind"]]
+              "Service": "services", "Deployment": "deployments", "ScaledObject": "scaledobjects",
+              "Secret": "secrets"}[m["kind"]]
     ns = m["metadata"].get("namespace")
     r = cp.http().get(f"{base}/namespaces/{ns}/{plural}/{m['metadata']['name']}" if ns
                       else f"{base}/{plural}/{m['metadata']['name']}")
@@ -267,3 +268,26 @@ def test_apply_names_an_unreachable_kafka_before_anything_changes(controlplane: 
                                           "--context", kube_context])
     assert result.exit_code == 1 and "cannot reach Kafka at 127.0.0.1:" in result.output, result.output
     assert "Traceback" not in result.output and namespaces(controlplane) == before
+
+
+def test_openfaas_apply_with_kafka_config_gives_the_connectors_a_secret(controlplane: ControlPlane, kube_context: str,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ensure_namespace(controlplane, FUNCTION_NAMESPACE)
+    monkeypatch.setenv("OPENFAAS_PASSWORD", faas.PASSWORD)
+    t = load_topology()
+    config = tmp_path / "client.properties"
+    config.write_text("security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=p\n")
+    with faas.serve(controlplane) as (_, url):
+        result = CliRunner().invoke(openfaas, ["--apply", "--no-topics", "--gateway", url, "--context", kube_context,
+                                               "--kafka-config", str(config)])
+    assert result.exit_code == 0, result.output
+    secret = get(controlplane, {"apiVersion": "v1", "kind": "Secret",
+                                "metadata": {"name": f"{t.pipeline}-kafka-client", "namespace": t.namespace}})
+    assert set(secret["data"]) == {"client.properties"}
+    for st in t.stages:  # each connector mounts it and is told to read it; Pod Security admitted the template
+        spec = get(controlplane, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+            "name": f"{t.pipeline}-connector-{st.name}", "namespace": t.namespace}})["spec"]["template"]["spec"]
+        args = spec["containers"][0]["args"]
+        mounted = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert args[args.index("--kafka-config") + 1].startswith(mounted["kafka-client"])
