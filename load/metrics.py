@@ -59,6 +59,7 @@ _CATALOGUE = (
     _m("time_to_recover_s", "time to recover", "lower", "s", "recovery", "loses", "never recovered", "recovered"),
     _m("drain_rate_eps", "net drain rate", "higher", "ev/s", "drain_rate", "loses", "never drained", "drained"),
     _m("peak_time_lag_s", "peak time lag", "lower", "s", "time_lag"),
+    _m("time_lag_p99_s", "time lag p99 (1 s samples)", "lower", "s", "time_lag.p99"),
     _m("breach_to_scale_out_s", "backlog breach → first added replica", "lower", "s", "scale_out",
        missing_note="no breach or no scale-out"),
     _m("replica_seconds", "replica-seconds (cost proxy)", "lower", "replica·s", "replica_seconds"),

@@ -5,6 +5,7 @@ How fast a backend drains a lag spike, and what it spends doing it (benchmarks.m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,12 @@ def sustained_rate(ts: Sequence[float], rates: Sequence[float], window_s: float)
     return best
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1) of a non-empty series: a value the series really took."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 def cold_starts(counts: Sequence[int]) -> int:
     """Cold starts during the series, from a cumulative counter."""
     return max(counts[-1] - counts[0], 0) if counts else 0
@@ -99,6 +106,7 @@ def lag_metrics(ts: Sequence[float], lags: Sequence[float], time_lags: Sequence[
     return {
         "peak_lag": int(lag_peak),
         "peak_time_lag_s": round(max(known), 3) if known else None,
+        "p99_time_lag_s": round(percentile(known, 0.99), 3) if known else None,
         "time_to_peak_s": round(t_peak - ts[0], 3) if t_peak is not None else None,
         "time_to_recover_s": round(ttr, 3) if ttr is not None else None,
         "drain_rate_eps": _r(drain_rate(ts, lags, rules.recovered_lag)),

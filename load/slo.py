@@ -32,7 +32,7 @@ _NUMBER = re.compile(r"\d+(\.\d+)?|\.\d+")
 SLO_HELP = (
     "An SLO is <name><op><number>[unit], e.g. --slo 'e2e.p99<2s' --slo 'recovery<60s' --slo 'lost==0' "
     f"--slo 'sustained>=900'. Operators: {_OPS}. Names: {_NAMES}. "
-    "Durations (e2e.*, recovery, time_lag, scale_out) need a unit: ms, s or m (minutes); counts and rates "
+    "Durations (e2e.*, recovery, time_lag, time_lag.p99, scale_out) need a unit: ms, s or m (minutes); counts and rates "
     "(orders, ev/s, order·s, replica·s) take a plain number. A backend that never recovered or never drained "
     "fails its recovery/drain_rate SLO; a metric that was not measured fails too."
 )

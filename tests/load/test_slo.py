@@ -5,7 +5,7 @@ import pytest
 from load.metrics import BY_SLO_NAME, METRICS
 from load.slo import SLO_HELP, Slo, SloError, evaluate, parse_slo
 
-NAMES = ("peak_backlog, backlog_area, recovery, drain_rate, time_lag, scale_out, replica_seconds, cold_starts, "
+NAMES = ("peak_backlog, backlog_area, recovery, drain_rate, time_lag, time_lag.p99, scale_out, replica_seconds, cold_starts, "
          "sustained, e2e.p50, e2e.p95, e2e.p99, e2e.p99.9, lost, late, misrouted, duplicated, out_of_order")
 GRAMMAR = "expected <name><op><number>[unit] with op one of < <= > >= == !=, e.g. 'e2e.p99<2s'"
 
@@ -18,6 +18,7 @@ GRAMMAR = "expected <name><op><number>[unit] with op one of < <= > >= == !=, e.g
     ("recovery<60s", "time_to_recover_s", "<", 60.0),
     ("recovery <= 1.5m", "time_to_recover_s", "<=", 90.0),
     ("time_lag<500ms", "peak_time_lag_s", "<", 0.5),
+    ("time_lag.p99<5s", "time_lag_p99_s", "<", 5.0),
     ("scale_out<.25s", "breach_to_scale_out_s", "<", 0.25),
     ("lost==0", "lost", "==", 0.0),
     ("misrouted == 0", "misrouted", "==", 0.0),
