@@ -48,3 +48,6 @@ main.add_command(deploy)
 from lagduel.simulate_cmd import simulate  # noqa: E402
 
 main.add_command(simulate)
+from lagduel.advise_cmd import advise_cmd  # noqa: E402
+
+main.add_command(advise_cmd)

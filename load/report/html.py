@@ -14,11 +14,11 @@ def _env() -> Environment:
 
 
 @lru_cache(maxsize=1)
-def _plotly_js() -> str:
+def plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs()
 
 
 def render_html(args: dict[str, Any]) -> str:
-    return _env().get_template("report.html.j2").render(**args, plotly_js=_plotly_js())
+    return _env().get_template("report.html.j2").render(**args, plotly_js=plotly_js())
