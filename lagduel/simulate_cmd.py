@@ -12,6 +12,7 @@ from rich.console import Console
 from load.duel import EXIT_SLO, exit_status
 from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
+from load.sim.keys import KEYS_HELP, KeysError, parse_keys
 from load.sim.model import SimConfig, SimError, with_partitions
 from load.simulation import run_simulation
 from pipeline.topology import TopologyError, load_topology
@@ -34,12 +35,14 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @SETTLE_OPTION
 @SET_OPTION
 @SLO_OPTION
+@click.option("--keys", "keys_text", default="uniform", show_default=True, metavar="DISTRIBUTION",
+              help=KEYS_HELP)
 @click.option("--step", "step_s", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True,
               help="The simulator's time step in seconds (a multiple of 0.01 that divides 1 s). Each hop's timing "
                    "is exact to about one step.")
 def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share: float, topology_path: Path | None,
              backends: str, partitions: int | None, out: Path, drain_timeout: float, settle: float,
-             sets: tuple[str, ...], slo_texts: tuple[str, ...], step_s: float) -> None:
+             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, step_s: float) -> None:
     """Simulate each backend on the duel's seeded load and write the same run folder and report.
 
     \b
@@ -64,6 +67,10 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
     """
     names = parse_backends(backends)
     try:
+        keys = parse_keys(keys_text)
+    except KeysError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys") from None
+    try:
         profile = parse_profile(profile_spec, duration)
     except ProfileError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
@@ -78,8 +85,8 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
             raise click.BadParameter(str(exc).splitlines()[0], param_hint="--set") from None
     try:
         topology = with_partitions(topology, partitions)
-        config = SimConfig(step_s=step_s, seed=seed, invalid_share=invalid_share, drain_timeout_s=drain_timeout,
-                           settle_s=settle)
+        config = SimConfig(step_s=step_s, seed=seed, invalid_share=invalid_share, keys=keys,
+                           drain_timeout_s=drain_timeout, settle_s=settle)
     except TopologyError as exc:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--partitions") from None
     except SimError as exc:

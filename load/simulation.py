@@ -72,6 +72,7 @@ def run_simulation(backends: Sequence[Backend], topology: Topology, profile: Pro
 def mark_simulated(summary: dict[str, Any], config: SimConfig, topology: Topology) -> None:
     """Say in the summary and manifest that this run is a simulation, and that the instrument check is moot."""
     info = {"simulator": "load.sim", "step_s": config.step_s, "partitions": topology.partitions,
+            "keys": config.keys.describe(),
             "reported_partitions": min(topology.partitions, REPORTED_PARTITIONS), "error_bound": ERROR_BOUND,
             "instrument": INSTRUMENT_NOTE}
     summary["simulated"] = info
@@ -125,7 +126,8 @@ def settings_in_force(sim: SimRun) -> dict[str, Any]:
     """The settings the simulated backend ran with, in the words the emulated backends use for theirs."""
     t, emu = sim.topology, sim.topology.emulation
     out: dict[str, Any] = {"backend": sim.backend, "simulated": True, "step_s": sim.config.step_s,
-                           "partitions": t.partitions, "pod_start_delay_s": emu.pod_start_delay_s,
+                           "partitions": t.partitions, "keys": sim.config.keys.describe(),
+                           "pod_start_delay_s": emu.pod_start_delay_s,
                            "commit_interval_s": emu.commit_interval_s,
                            "groups": {m.name: asdict(m) for m in sim.models}}
     capacity: dict[str, Any] = {}

@@ -26,7 +26,8 @@ def run_markdown(summary: dict[str, Any]) -> str:
                 + ("; bootstrap 95 % CI)." if repeats >= 3 else ").")), ""]
     sim = summary.get("simulated")
     if sim:
-        lines += [f"> **Simulated** (`lagduel simulate`, {sim['partitions']} partitions, {sim['step_s']} s steps): "
+        lines += [f"> **Simulated** (`lagduel simulate`, {sim['partitions']} partitions, {sim.get('keys', 'uniform')} "
+                  f"keys, {sim['step_s']} s steps): "
                   f"{sim['error_bound']}. Instrument check: {sim['instrument']}.", ""]
     for b, s in backends.items():
         if s["instrument"]["bound"]:

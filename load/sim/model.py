@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from load.profiles import Profile
+from load.sim.keys import KeySpec
 from pipeline.topology import Stage, Topology
 
 Backend = Literal["knative", "openfaas", "native"]
@@ -35,9 +36,11 @@ class SimConfig:
     step_s: float = 0.1
     """The fixed time step: the fluid model's resolution (see `load.sim.engine` for the error bound)."""
     seed: int = 42
-    """Seeds the spread of orders over partitions (uniform keys: a multinomial per step)."""
+    """Seeds the spread of each step's orders over partitions (a multinomial on the partitions' key shares)."""
     invalid_share: float = 0.1
     """Share of orders the first stage rejects to the dead-letter topic (the generator's invalid share)."""
+    keys: KeySpec = KeySpec()
+    """How the orders' keys are drawn, hence how they spread over partitions (`load.sim.keys`)."""
     drain_timeout_s: float = 180.0
     """After the load, run at most this long for the pipeline to empty (the duel's drain window)."""
     settle_s: float = 45.0

@@ -56,6 +56,7 @@ def test_a_failed_slo_exits_3(tmp_path: Path) -> None:
     (["--step", "0.3"], "step must divide 1 s"),
     (["--set", "keda.lag_threshold=0"], "lag_threshold"),
     (["--slo", "e2e.p99<2"], "needs a unit"),
+    (["--keys", "pareto"], "unknown key distribution"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, args: list[str], says: str) -> None:
     result = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), *args])
