@@ -46,6 +46,11 @@ class StageControl(Protocol):
         """What the step just served showed the control plane."""
         ...
 
+    def queued(self, queue: GroupQueues) -> float:
+        """Requests held in front of the replicas (StageStatus.queued): the activator's buffer, the gateway's
+        hold while scaling from zero."""
+        ...
+
     def extra(self) -> dict[str, float]: ...
 
 
@@ -92,6 +97,10 @@ class KnativeControl:
     def observed(self, queue: GroupQueues, dt: float) -> None:
         self._area += queue.in_flight * dt  # time-weighted concurrency of the current second
 
+    def queued(self, queue: GroupQueues) -> float:
+        # Revision.queued: the activator's buffer, what no replica slot takes while it is in the path.
+        return max(queue.in_flight - self.pods.ready * queue.model.concurrency, 0.0) if self.activator else 0.0
+
     def extra(self) -> dict[str, float]:
         last = self.last
         return {"panic": float(bool(last and last.panic)), "activator_in_path": float(self.activator),
@@ -137,6 +146,10 @@ class OpenFaasControl:
     def observed(self, queue: GroupQueues, dt: float) -> None:
         pass
 
+    def queued(self, queue: GroupQueues) -> float:
+        # Gateway.held: requests waiting for the first replica of a function scaled from zero.
+        return queue.in_flight if self.pods.ready == 0 else 0.0
+
     def extra(self) -> dict[str, float]:
         metric = self.policy.last_metric
         return {} if metric is None else {"keda_metric": float(metric.total_lag), "keda_active": float(metric.active)}
@@ -161,6 +174,9 @@ class FixedControl:
 
     def observed(self, queue: GroupQueues, dt: float) -> None:
         pass
+
+    def queued(self, queue: GroupQueues) -> float:
+        return 0.0
 
     def extra(self) -> dict[str, float]:
         return {}

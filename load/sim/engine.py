@@ -248,16 +248,13 @@ def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], f
         lags_s = timelines[g].lags_s(committed if q.has_commit.all() else
                                      np.where(np.asarray(_reported(q.has_commit, bounds)) > 0, committed, -1), t)
         before = (*prev.groups, *prev.stages)[g].committed_total if prev else committed_total
-        slots = c.pods.ready * q.model.concurrency
         in_flight = q.in_flight if math.isfinite(q.in_flight) else 0.0
-        queued = (max(in_flight - slots, 0.0) if c.activator else 0.0) if isinstance(c, KnativeControl) else \
-            (in_flight if isinstance(c, OpenFaasControl) and c.pods.ready == 0 else 0.0)
         groups.append(GroupSecond(
             stage=q.model.name, lag=int(lag.sum()), committed_total=committed_total,
             consume_rate=float(committed_total - before),
             time_lag_s=None if np.isnan(lags_s).all() else float(np.nanmax(lags_s)),
             partition_lag=_reported(lag, bounds), partition_committed=_reported(q.committed, bounds),
-            desired=c.desired, ready=c.pods.ready, in_flight=round(in_flight), queued=round(queued),
+            desired=c.desired, ready=c.pods.ready, in_flight=round(in_flight), queued=round(c.queued(q)),
             processed=q.processed, cold_starts=c.pods.cold_starts, extra=c.extra(), pending=q.pending))
     accounted = delivered + dead
     ahead = np.concatenate([[0], sent_by])
