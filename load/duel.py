@@ -82,8 +82,8 @@ async def run_duel(backends: list[str], base: Topology, settings: KafkaSettings,
         raise UnknownBackend("no backend could run: " + "; ".join(unavailable.values()))
     summary = build_summary(run_id, base, plan, runs, unavailable, rules, kafka_version, slos, thresholds)
     summary["interrupted"] = summary["manifest"]["interrupted"] = incomplete
-    series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": [asdict(c) for c in rs[0].cpu]}
-              for b, rs in runs.items()}
+    series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": [asdict(c) for c in rs[0].cpu],
+                  "partitions": partition_series(rs[0])} for b, rs in runs.items()}
     folder = out / run_id
     write_run(folder, summary["manifest"], runs, summary, render_html(template_args(summary, series)),
               run_markdown(summary))

@@ -28,7 +28,7 @@ from load.recovery import RecoveryRules
 from load.report.build import template_args
 from load.report.html import render_html
 from load.report.markdown import run_markdown
-from load.runfolder import series_rows, write_run
+from load.runfolder import partition_series, series_rows, write_run
 from load.sampler import PipelineBacklog, Sample, StageSample
 from load.sim.engine import REPORTED_PARTITIONS, GroupSecond, PipelineSecond, SimRun, simulate
 from load.sim.model import Backend, SimConfig, native_slots
@@ -59,7 +59,8 @@ def run_simulation(backends: Sequence[Backend], topology: Topology, profile: Pro
     plan = DuelPlan(profile, config.seed, config.invalid_share, None, 1, 0.0, config.drain_timeout_s, config.settle_s)
     summary = build_summary(run_id, topology, plan, runs, {}, rules, None, slos, NO_INSTRUMENT)
     mark_simulated(summary, config, topology)
-    series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": []} for b, rs in runs.items()}
+    series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": [],
+                  "partitions": partition_series(rs[0])} for b, rs in runs.items()}
     folder = out / run_id
     write_run(folder, summary["manifest"], runs, summary, render_html(template_args(summary, series)),
               run_markdown(summary))

@@ -63,6 +63,7 @@ def figures(series: dict[str, dict[str, Any]], stages: list[str], spike: tuple[f
         points = doc.get("cpu", [])
         cpu.append(_line(f"{b} machine busy %", [c["t"] for c in points],
                          [round(100 * c["busy_share"], 1) for c in points], group=b))
+    heat = [heatmap(b, doc["partitions"], spike) for b, doc in series.items() if doc.get("partitions")]
     pct = ["p50", "p90", "p95", "p99", "p99.9", "max"]
     bars = [{"type": "bar", "name": b, "x": pct, "y": [s["sink"]["e2e_ms"].get(p) for p in pct],
              "marker": {"color": COLORS.get(b)}} for b, s in summaries.items()]
@@ -77,7 +78,28 @@ def figures(series: dict[str, dict[str, Any]], stages: list[str], spike: tuple[f
         {"id": "cpu", **_figure("Instrument: machine CPU busy (90 % and more = saturated)", cpu, "%", spike, marks=marks)},
         {"id": "latency", **_figure("End-to-end latency percentiles (from intended send time)", bars, "ms", None,
                                     log_y=True, x_title="percentile")},
+        *(h for h in heat if h is not None),
     ]
+
+
+def heatmap(backend: str, partitions: list[dict[str, Any]], spike: tuple[float, float] | None) -> dict[str, Any] | None:
+    """Per-partition lag over time of the backend's stage with the highest peak lag: where a hot key shows."""
+    stages = list(partitions[0]["stages"]) if partitions else []
+    if not stages:
+        return None
+
+    def peak(stage: str) -> int:
+        return max(sum(x or 0 for x in p["stages"][stage]["lag"]) for p in partitions)
+
+    stage = max(stages, key=peak)
+    ts = [p["t"] for p in partitions]
+    rows = list(zip(*(p["stages"][stage]["lag"] for p in partitions)))
+    trace = {"type": "heatmap", "x": ts, "y": [f"p{i}" for i in range(len(rows))], "z": [list(r) for r in rows],
+             "colorscale": "Reds", "colorbar": {"title": {"text": "events"}}}
+    fig = _figure(f"{backend}: lag per partition of {stage} (its stage with the highest peak lag; the platform's "
+                  "consumer group)", [trace], "partition", spike)
+    fig["layout"]["height"] = 300
+    return {"id": f"partition-lag-{backend}", **fig}
 
 
 def cell(backend: dict[str, Any], metric: str) -> str:

@@ -37,6 +37,7 @@ def test_it_writes_a_run_folder_with_a_report_marked_simulated(tmp_path: Path) -
         assert b["headline"]["peak_backlog"] > 0 and b["drained"]
     html = report.read_text()
     assert 'id="simulated"' in html and "lagduel (simulated)" in html
+    assert '"id": "partition-lag-openfaas"' in html  # the per-partition lag heat map
     assert "Simulated" in (folder / "summary.md").read_text()
     for name in ("knative.csv", "knative.json", "openfaas-sink.csv", "openfaas-control.json"):
         assert (folder / "series" / name).is_file()
