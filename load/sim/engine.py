@@ -41,7 +41,7 @@ from load.sim.plant import GroupQueues, share
 from load.timelag import TopicTimeline
 from pipeline.topology import Topology
 
-REPORTED_PARTITIONS = 32
+REPORTED_PARTITIONS = 16
 """Per-partition series (and each group's estimated time lag) are reported for at most this many
 partitions; beyond, for this many contiguous ranges of partitions (their sums). The model and KEDA's scaler
 still see every partition. With uniform keys the partitions of a range are alike, so a range's time lag
