@@ -46,8 +46,9 @@ async def test_a_cluster_duel_reports_the_deployed_groups_backlog_and_the_apis_r
     ns = f"duel-{uuid.uuid4().hex[:6]}"
     ensure_namespace(controlplane, ns)
     await_default_service_account(controlplane, ns)
+    # One replica of a stage carries 1 / 30 ms ≈ 33 orders/s, less than the 40/s offered: a backlog builds for sure.
     deployed = load_topology().with_topic_prefix(f"c{uuid.uuid4().hex[:6]}-").with_stage_overrides(
-        latency_ms=1, min_replicas=1)
+        latency_ms=30, concurrency=1, min_replicas=1)
     for st in deployed.stages:
         apply_object(controlplane, function_deployment(
             {"service": st.name, "namespace": ns, "image": f"dev.local/lagduel-{st.name}:0.1.0",
