@@ -66,7 +66,8 @@ def run_simulation(backends: Sequence[Backend], topology: Topology, profile: Pro
               run_markdown(summary))
     for b, sim in sims.items():  # the control planes' own view (panic, KEDA metric), per stage and second
         (folder / "series" / f"{b}-control.json").write_text(json.dumps(
-            {"t": [s.t for s in sim.seconds], "stages": sim.extra}) + "\n")
+            {"t": [s.t for s in sim.seconds],
+             "stages": {st.name: sim.control_series(st.name) for st in sim.topology.stages}}) + "\n")
     return folder
 
 
@@ -99,8 +100,8 @@ def backend_run(sim: SimRun, run_id: str, profile: Profile) -> BackendRun:
             "dead_letter_reasons": {f"rejected by {first}": sim.dead_lettered} if sim.dead_lettered else {},
             "sent": sim.sent, "accounted": sim.delivered + sim.dead_lettered,
             # As a duel counts them: orders that had not come out when the run ended (still queued in the model).
-            "lost": inside, "in_pipeline_at_end": inside, "lost_examples": [], "late": 0, "misrouted": 0, "duplicated": 0, "out_of_order": 0,
-            "unexpected": 0, "e2e_ms": histograms.summary_ms(e2e)}
+            "lost": inside, "in_pipeline_at_end": inside, "lost_examples": [], "late": 0, "misrouted": 0,
+            "duplicated": 0, "out_of_order": 0, "unexpected": 0, "e2e_ms": histograms.summary_ms(e2e)}
     start = sim.seconds[0] if sim.seconds else None
     start_line = {"waited_s": round(-sim.start_s, 3), "simulated": True,
                   "replicas": {g.stage: g.ready for g in start.stages} if start else {}, "groups": []}

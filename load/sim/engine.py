@@ -2,9 +2,9 @@
 
 Design. A fixed time step (`SimConfig.step_s`, 0.1 s by default) and a fluid model with integer counts
 (`load.sim.plant`): per step, the orders the profile sends are spread over the partitions (a seeded
-multinomial on each partition's share of the keys, `load.sim.keys`), each consumer group finishes what its dispatcher and ready replicas can serve in the
-step, and the finished events are appended to the next group's partitions (minus the first stage's
-rejections, which go to the dead-letter topic). Commits copy each group's handled prefix every
+multinomial on each partition's share of the keys, `load.sim.keys`), each consumer group finishes what its
+dispatcher and ready replicas can serve in the step, and the finished events are appended to the next
+group's partitions (minus the first stage's rejections, which go to the dead-letter topic). Commits copy each group's handled prefix every
 `emulation.commit_interval_s`. The control planes (`load.sim.controllers`) run the pure policies on the same
 clock at their own periods (1 s KPA observations, 2 s ticks, the KEDA/HPA control tick). Samples are taken
 every second, as the duel's sampler does. Work per step is O(partitions) numpy for each busy group, and
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,8 +115,10 @@ class SimRun:
     steps: int
     start_s: float
     """Simulated time the backend started before the load (the starting line: initial pods ready)."""
-    extra: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-    """Per stage, the control plane's own series (panic, KEDA metric), one dict per sample."""
+
+    def control_series(self, stage: str) -> list[dict[str, float]]:
+        """The stage's control plane's own view (panic, KEDA metric), one dict per sample."""
+        return [g.extra for s in self.seconds for g in s.stages if g.stage == stage]
 
 
 def _controls(topology: Topology, backend: Backend, start: float) -> list[StageControl]:
@@ -155,9 +157,7 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     out_steps: list[int] = []
     dlq_steps: list[int] = []
     seconds: list[PipelineSecond] = []
-    extra: dict[str, list[dict[str, float]]] = {m.name: [] for m in models[first_stage:]}
-    delivered = dead = rejected_at_first = 0
-    sent = 0
+    books = _Books()
     drained_at: float | None = None
     stop_at: float | None = None
     k = 0
@@ -165,11 +165,9 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
         now = (k - lead_steps) * dt
         if k >= lead_steps and (k - lead_steps) % per_second == 0:
             t = round(now, 6)
-            sample = _sample(t, queues, controls, first_stage, sent, delivered, dead, sent_by, dt, timelines,
-                             bounds, seconds[-1] if seconds else None)
+            sample = _sample(t, queues, controls, first_stage, books, sent_by, dt, timelines, bounds,
+                             seconds[-1] if seconds else None)
             seconds.append(sample)
-            for m, c in zip(models[first_stage:], controls[first_stage:]):
-                extra[m.name].append(c.extra())
             if progress is not None and int(t) % 30 == 0:
                 progress(t)
             if stop_at is None and t >= profile.duration_s - 1e-9:
@@ -183,31 +181,13 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
             c.control(now, q)
         i = k - lead_steps
         if 0 <= i < load_steps:
-            n = int(sent_by[i]) - sent
+            n = int(sent_by[i]) - books.sent
             if n:
                 queues[0].append(rng.multinomial(n, weights), n)
-                sent += n
-        for g, (c, q) in enumerate(zip(controls, queues)):
-            done = q.step(dt, c.pods.ready * q.model.concurrency, c.activator)
-            c.observed(q, dt)
-            if done is None:
-                continue
-            n = int(done.sum())
-            if q.model.rejects > 0:
-                # The first stage's rejections, spread over the run by its cumulative count (deterministic).
-                total = math.floor(q.processed * q.model.rejects + 1e-9)
-                r = total - rejected_at_first
-                rejected_at_first = total
-                if r:
-                    done = done - share(done, r, n)
-                    dead += r
-                    n -= r
-            if g + 1 < len(queues):
-                queues[g + 1].append(done, n)
-            else:
-                delivered += n
-        out_steps.append(delivered)
-        dlq_steps.append(dead)
+                books.sent += n
+        _serve(controls, queues, dt, books)
+        out_steps.append(books.delivered)
+        dlq_steps.append(books.dead)
         k += 1
         if (k - lead_steps) % commit_steps == commit_steps // 2:
             for q in queues:
@@ -218,9 +198,42 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     transit = sum(m.transit_s for m in models)
     e2e, sink_seconds = _latencies(cum_out + cum_dlq, cum_out, cum_dlq, sent_by, lead_steps, dt, per_second, transit)
     end = profile.duration_s
-    return SimRun(backend, topology, config, models, seconds, sent, delivered, dead, e2e, sink_seconds,
+    return SimRun(backend, topology, config, models, seconds, books.sent, books.delivered, books.dead, e2e, sink_seconds,
                   drained_at is not None, (drained_at - end) if drained_at is not None else config.drain_timeout_s,
-                  k, start, extra)
+                  k, start)
+
+
+@dataclass
+class _Books:
+    """Where the orders are, besides the groups' partitions."""
+
+    sent: int = 0
+    delivered: int = 0
+    dead: int = 0
+    rejected: int = 0
+    """Rejected by the first stage so far (the dead-letter topic's count)."""
+
+
+def _serve(controls: list[StageControl], queues: list[GroupQueues], dt: float, books: _Books) -> None:
+    """One step of the data plane: each group serves what its replicas allow and hands it to the next."""
+    for g, (c, q) in enumerate(zip(controls, queues)):
+        done = q.step(dt, c.pods.ready * q.model.concurrency, c.activator)
+        c.observed(q, dt)
+        if done is None:
+            continue
+        n = int(done.sum())
+        if q.model.rejects > 0:
+            # The first stage's rejections, spread over the run by its cumulative count (deterministic).
+            total = math.floor(q.processed * q.model.rejects + 1e-9)
+            r, books.rejected = total - books.rejected, total
+            if r:
+                done = done - share(done, r, n)
+                books.dead += r
+                n -= r
+        if g + 1 < len(queues):
+            queues[g + 1].append(done, n)
+        else:
+            books.delivered += n
 
 
 def _report_bounds(parts: int) -> np.ndarray | None:
@@ -234,9 +247,9 @@ def _reported(values: np.ndarray, bounds: np.ndarray | None) -> tuple[int, ...]:
     return tuple((values if bounds is None else np.add.reduceat(values, bounds)).tolist())
 
 
-def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], first_stage: int, sent: int,
-            delivered: int, dead: int, sent_by: np.ndarray, dt: float, timelines: list[TopicTimeline],
-            bounds: np.ndarray | None, prev: PipelineSecond | None) -> PipelineSecond:
+def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], first_stage: int, books: _Books,
+            sent_by: np.ndarray, dt: float, timelines: list[TopicTimeline], bounds: np.ndarray | None,
+            prev: PipelineSecond | None) -> PipelineSecond:
     groups = []
     for g, (c, q) in enumerate(zip(controls, queues)):
         lag = q.lag
@@ -256,22 +269,21 @@ def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], f
             partition_lag=_reported(lag, bounds), partition_committed=_reported(q.committed, bounds),
             desired=c.desired, ready=c.pods.ready, in_flight=round(in_flight), queued=round(c.queued(q)),
             processed=q.processed, cold_starts=c.pods.cold_starts, extra=c.extra(), pending=q.pending))
-    accounted = delivered + dead
-    ahead = np.concatenate([[0], sent_by])
+    accounted = books.delivered + books.dead
 
     def intended_s(seq: int) -> float | None:
         # The step the order was sent in, and its place within the step (the schedule spreads a step evenly).
         i = int(np.searchsorted(sent_by, seq, side="right"))
         if i >= len(sent_by):
             return None
-        lo, hi = int(ahead[i]), int(ahead[i + 1])
+        lo, hi = int(sent_by[i - 1]) if i else 0, int(sent_by[i])
         return (i + (seq - lo) / max(hi - lo, 1)) * dt
 
-    age = oldest_age_s(accounted, intended_s, t) if sent > accounted else 0.0
+    age = oldest_age_s(accounted, intended_s, t) if books.sent > accounted else 0.0
     return PipelineSecond(
-        t=t, acked=sent, accounted=accounted, time_lag_s=round(age, 3), input_end=sent,
-        produce_rate=float(sent - prev.acked) if prev else 0.0, output_end=delivered,
-        output_rate=float(delivered - prev.output_end) if prev else 0.0, dead_letter_end=dead,
+        t=t, acked=books.sent, accounted=accounted, time_lag_s=round(age, 3), input_end=books.sent,
+        produce_rate=float(books.sent - prev.acked) if prev else 0.0, output_end=books.delivered,
+        output_rate=float(books.delivered - prev.output_end) if prev else 0.0, dead_letter_end=books.dead,
         stages=tuple(groups[first_stage:]), groups=tuple(groups[:first_stage]))
 
 

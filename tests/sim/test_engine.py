@@ -75,7 +75,7 @@ def test_the_hpa_scales_up_at_most_by_its_rate_policies_once_per_sync() -> None:
 
 def test_the_kpa_panics_on_a_burst_and_scales_within_its_tick() -> None:
     run = simulate(_wide(), BURST, "knative", SimConfig())
-    panic = [x["panic"] for x in run.extra["score"]]
+    panic = [x["panic"] for x in run.control_series("score")]
     burst_at = BURST.at
     score = _desired(run, "score")
     first = next(i for i, d in enumerate(score) if d > 1)
