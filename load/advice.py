@@ -144,8 +144,9 @@ def _miss(t: Trial, slos: Sequence[Slo]) -> float:
     return max(t.metric - s.threshold, 0.0) if s.op in ("<", "<=") else max(s.threshold - t.metric, 0.0)
 
 
-def advise(topology: Topology, profile: Profile, backend: Backend, slos: Sequence[Slo], config: SimConfig = SimConfig(),
-           rules: RecoveryRules = RecoveryRules(), on_trial: Callable[[Trial, int], None] = lambda _t, _n: None) -> Advice:
+def advise(topology: Topology, profile: Profile, backend: Backend, slos: Sequence[Slo],
+           config: SimConfig = SimConfig(), rules: RecoveryRules = RecoveryRules(),
+           on_trial: Callable[[Trial, int], None] = lambda _t, _n: None) -> Advice:
     primary, secondary = KNOBS[backend]
     base = current(topology.stages[0], (*primary, *secondary))
     trials: list[Trial] = []
@@ -176,37 +177,48 @@ def advise(topology: Topology, profile: Profile, backend: Backend, slos: Sequenc
 
 def structural_warnings(topology: Topology, backend: Backend) -> list[str]:
     """Limits no setting of the sweep can lift, and settings whose meaning is easy to misread."""
-    p, emu, out = topology.partitions, topology.emulation, []
-    for st in topology.stages[:1] if _alike(topology) else topology.stages:
-        who = "every stage" if _alike(topology) else st.name
-        if backend == "openfaas":
-            if st.max_replicas > p and not st.keda.allow_idle_consumers:
-                out.append(f"{who}: maxReplicaCount {st.max_replicas} is above the {p} partitions: KEDA caps the lag "
-                           f"metric at partitions × lagThreshold, so no more than {p} replicas ever come "
-                           "(kafka_scaler.go getTotalLag; allowIdleConsumers: false).")
-            stall = math.ceil(p / 1.1)
-            if p >= 11 and min(st.max_replicas, p) >= stall:
-                out.append(f"{who}: at the partition cap the HPA's ratio is {p}/replicas, inside its 10 % tolerance from "
-                           f"{stall} replicas: scale-up can stall at {stall}–{p - 1} instead of {p} (kedacore/keda#2908, "
-                           "#4791); set behavior.scaleUp.tolerance or a lower lagThreshold.")
-            per_replica = st.concurrency / st.latency_s if st.latency_s > 0 else math.inf
-            uncommitted = per_replica * emu.commit_interval_s / 2
-            if st.keda.lag_threshold < uncommitted:
-                out.append(f"{who}: lagThreshold {st.keda.lag_threshold} is lag per replica (desired = ceil(lag / "
-                           f"lagThreshold)), and one busy replica leaves ≈{uncommitted:,.0f} finished but uncommitted "
-                           f"events in the lag between commits (every {emu.commit_interval_s:g} s): replicas scale out "
-                           "on commit timing, not on backlog.")
-        else:
-            total = min(st.knative.target, st.concurrency) if st.concurrency else st.knative.target
-            in_flight = p if st.delivery.ordering == "ordered" else emu.knative.trigger_max_in_flight
-            useful = math.ceil(in_flight / (total * st.knative.target_utilization))
-            if st.max_replicas > useful:
-                out.append(f"{who}: max-scale {st.max_replicas} is never reached: the KPA scales on concurrency, and the "
-                           f"Trigger dispatcher keeps at most {in_flight} events in flight, so it asks for at most "
-                           f"{useful} pods (knative.md §3.4).")
-            if st.knative.target > st.concurrency:
-                out.append(f"{who}: target {st.knative.target:g} is above containerConcurrency {st.concurrency}: the KPA "
-                           f"uses min(target, containerConcurrency) = {st.concurrency} (knative.md §3.3).")
+    alike = _alike(topology)
+    out: list[str] = []
+    for st in topology.stages[:1] if alike else topology.stages:
+        who = "every stage" if alike else st.name
+        lines = _keda_limits(topology, st) if backend == "openfaas" else _kpa_limits(topology, st)
+        out += [f"{who}: {line}" for line in lines]
+    return out
+
+
+def _keda_limits(topology: Topology, st: Stage) -> list[str]:
+    p, out = topology.partitions, []
+    if st.max_replicas > p and not st.keda.allow_idle_consumers:
+        out.append(f"maxReplicaCount {st.max_replicas} is above the {p} partitions: KEDA caps the lag metric at "
+                   f"partitions × lagThreshold, so no more than {p} replicas ever come (kafka_scaler.go "
+                   "getTotalLag; allowIdleConsumers: false).")
+    stall = math.ceil(p / 1.1)  # openfaas-keda.md §5.5: at the cap the ratio is P/R, within tolerance from P/1.1
+    if p >= 11 and min(st.max_replicas, p) >= stall:
+        out.append(f"at the partition cap the HPA's ratio is {p}/replicas, inside its 10 % tolerance from {stall} "
+                   f"replicas: scale-up can stall at {stall}–{p - 1} instead of {p} (kedacore/keda#2908, #4791); set "
+                   "behavior.scaleUp.tolerance or a lower lagThreshold.")
+    commit_s = topology.emulation.commit_interval_s
+    uncommitted = (st.concurrency / st.latency_s if st.latency_s > 0 else math.inf) * commit_s / 2
+    if st.keda.lag_threshold < uncommitted:
+        out.append(f"lagThreshold {st.keda.lag_threshold} is lag per replica (desired = ceil(lag / lagThreshold)), "
+                   f"and one busy replica leaves ≈{uncommitted:,.0f} finished but uncommitted events in the lag "
+                   f"between commits (every {commit_s:g} s): replicas scale out on commit timing, not on backlog.")
+    return out
+
+
+def _kpa_limits(topology: Topology, st: Stage) -> list[str]:
+    out = []
+    total = min(st.knative.target, st.concurrency) if st.concurrency else st.knative.target
+    ordered = st.delivery.ordering == "ordered"
+    in_flight = topology.partitions if ordered else topology.emulation.knative.trigger_max_in_flight
+    useful = math.ceil(in_flight / (total * st.knative.target_utilization))
+    if st.max_replicas > useful:
+        out.append(f"max-scale {st.max_replicas} is never reached: the KPA scales on concurrency, and the Trigger "
+                   f"dispatcher keeps at most {in_flight} events in flight, so it asks for at most {useful} pods "
+                   "(knative.md §3.4).")
+    if st.knative.target > st.concurrency:
+        out.append(f"target {st.knative.target:g} is above containerConcurrency {st.concurrency}: the KPA uses "
+                   f"min(target, containerConcurrency) = {st.concurrency} (knative.md §3.3).")
     return out
 
 

@@ -15,6 +15,10 @@ def _label(t: Trial) -> str:
     return "<br>".join(f"{k} = {v}" for k, v in t.settings.items())
 
 
+def _settings(t: Trial) -> str:
+    return ", ".join(f"{k}={v}" for k, v in t.settings.items())
+
+
 def figure(advice: Advice) -> dict[str, Any]:
     slo = advice.slos[0]
     metric = METRICS[slo.metric]
@@ -46,8 +50,10 @@ def render(advice: Advice, profile: dict[str, Any], yaml_text: str) -> str:
     esc = html.escape
     rows = "".join(
         f"<tr><td>{t.cost:,.0f}</td><td>{'—' if t.metric is None else f'{t.metric:g}'}</td>"
-        f"<td>{'yes' if t.passed else 'no'}</td><td>{esc(', '.join(f'{k}={v}' for k, v in t.settings.items()))}</td></tr>"
+        f"<td>{'yes' if t.passed else 'no'}</td><td>{esc(_settings(t))}</td></tr>"
         for t in sorted(advice.trials, key=lambda t: (not t.passed, t.cost)))
+    slos = ", ".join(s.text for s in advice.slos)
+    rerun = f"lagduel duel --backends {advice.backend} " + " ".join("--set " + a for a in advice.set_args())
     warnings = "".join(f"<li>{esc(w)}</li>" for w in advice.warnings)
     verdict = ("Recommended: the cheapest settings swept that meet every SLO." if advice.met else
                "No setting swept meets every SLO; shown: the one closest to the first.")
@@ -57,10 +63,10 @@ def render(advice: Advice, profile: dict[str, Any], yaml_text: str) -> str:
 table {{ border-collapse: collapse; }} td, th {{ padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; }}
 pre {{ background: #f6f6f6; padding: 8px; }} .warn {{ color: #b00; }}</style></head><body>
 <h1>lagduel advise — {esc(advice.backend)} (simulated)</h1>
-<p>Profile {esc(json.dumps(profile))} · SLOs {esc(', '.join(s.text for s in advice.slos))} · {len(advice.trials)} simulated
-trials, each setting applied to every stage.</p>
+<p>Profile {esc(json.dumps(profile))} · SLOs {esc(slos)} · {len(advice.trials)} simulated trials, each setting
+applied to every stage.</p>
 <p><b>{verdict}</b></p><pre>{esc(yaml_text)}</pre>
-<p>Rerun it in the emulation: <code>lagduel duel --backends {esc(advice.backend)} {esc(' '.join('--set ' + a for a in advice.set_args()))}</code></p>
+<p>Rerun it in the emulation: <code>{esc(rerun)}</code></p>
 {f'<h2>Structural limits</h2><ul class="warn">{warnings}</ul>' if warnings else ''}
 <div id="tradeoff"></div>
 <h2>Every trial</h2><table><tr><th>replica·s</th><th>{esc(METRICS[advice.slos[0].metric].heading)}</th>

@@ -60,7 +60,8 @@ def test_the_command_prints_settings_and_writes_the_tradeoff_page(tmp_path: Path
             "--out", str(tmp_path)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "lagThreshold" in result.stdout and "lagduel duel --backends openfaas --set keda.lag_threshold=" in result.stdout
+    assert "lagThreshold" in result.stdout
+    assert "lagduel duel --backends openfaas --set keda.lag_threshold=" in result.stdout
     page = Path(result.stdout.strip().splitlines()[-1].removeprefix("trade-off: "))
     assert page.is_file() and "Plotly.newPlot" in page.read_text() and (page.parent / "advice.json").is_file()
     assert CliRunner().invoke(main, ["advise", "--backend", "openfaas"]).exit_code == 2  # no SLO given
