@@ -37,12 +37,17 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @SLO_OPTION
 @click.option("--keys", "keys_text", default="uniform", show_default=True, metavar="DISTRIBUTION",
               help=KEYS_HELP)
+@click.option("--start-lead", "lead_s", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds each backend runs before the load starts (default: the pod start delay). It sets where "
+                   "KEDA's polls and the HPA's 15 s syncs fall against a burst; an emulated duel's is its starting "
+                   "line plus the generator's start (the manifest's start_line), a few seconds.")
 @click.option("--step", "step_s", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True,
               help="The simulator's time step in seconds (a multiple of 0.01 that divides 1 s). Each hop's timing "
                    "is exact to about one step.")
 def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share: float, topology_path: Path | None,
              backends: str, partitions: int | None, out: Path, drain_timeout: float, settle: float,
-             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, step_s: float) -> None:
+             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, lead_s: float | None,
+             step_s: float) -> None:
     """Simulate each backend on the duel's seeded load and write the same run folder and report.
 
     \b
@@ -86,7 +91,7 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
     try:
         topology = with_partitions(topology, partitions)
         config = SimConfig(step_s=step_s, seed=seed, invalid_share=invalid_share, keys=keys,
-                           drain_timeout_s=drain_timeout, settle_s=settle)
+                           drain_timeout_s=drain_timeout, settle_s=settle, lead_s=lead_s)
     except TopologyError as exc:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--partitions") from None
     except SimError as exc:

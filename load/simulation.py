@@ -74,7 +74,7 @@ def run_simulation(backends: Sequence[Backend], topology: Topology, profile: Pro
 def mark_simulated(summary: dict[str, Any], config: SimConfig, topology: Topology) -> None:
     """Say in the summary and manifest that this run is a simulation, and that the instrument check is moot."""
     info = {"simulator": "load.sim", "step_s": config.step_s, "partitions": topology.partitions,
-            "keys": config.keys.describe(),
+            "keys": config.keys.describe(), "start_lead_s": config.lead_s,
             "reported_partitions": min(topology.partitions, REPORTED_PARTITIONS), "error_bound": ERROR_BOUND,
             "instrument": INSTRUMENT_NOTE}
     summary["simulated"] = info

@@ -4,11 +4,12 @@ Design. A fixed time step (`SimConfig.step_s`, 0.1 s by default) and a fluid mod
 (`load.sim.plant`): per step, the orders the profile sends are spread over the partitions (a seeded
 multinomial on each partition's share of the keys, `load.sim.keys`), each consumer group finishes what its
 dispatcher and ready replicas can serve in the step, and the finished events are appended to the next
-group's partitions (minus the first stage's rejections, which go to the dead-letter topic). Commits copy each group's handled prefix every
-`emulation.commit_interval_s`. The control planes (`load.sim.controllers`) run the pure policies on the same
-clock at their own periods (1 s KPA observations, 2 s ticks, the KEDA/HPA control tick). Samples are taken
-every second, as the duel's sampler does. Work per step is O(partitions) numpy for each busy group, and
-never depends on the event rate: 80,000 ev/s cost what 10 ev/s cost.
+group's partitions (minus the first stage's rejections, which go to the dead-letter topic). Commits copy
+each group's handled prefix every `emulation.commit_interval_s`. The control planes (`load.sim.controllers`)
+run the pure policies on the same clock at their own periods (1 s KPA observations, 2 s ticks, the
+KEDA/HPA control tick). Samples are taken every second, as the duel's sampler does. Work per step is
+O(partitions) numpy for each busy group, and never depends on the event rate: 80,000 ev/s cost what
+10 ev/s cost.
 
 Error bound. Counts are exact: every order sent is, at every step, in exactly one group's pending
 partitions, in the output or in the dead-letter topic (conservation holds by construction). Timing is
@@ -137,9 +138,11 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     parts = topology.partitions
     models = stage_models(topology, backend, config.invalid_share)
     queues = [GroupQueues(m, parts) for m in models]
-    # The duel's starting line: load begins once the starting pods are ready, so the backend starts this long
-    # before it (its policies were created then, as the emulated backend's are).
-    lead_steps = math.ceil(topology.emulation.pod_start_delay_s / dt - 1e-9) if backend != "native" else 0
+    # The duel's starting line: load begins once the starting pods are ready, so the backend starts at least
+    # this long before it (its policies were created then, as the emulated backend's are).
+    lead = config.lead_s if config.lead_s is not None else \
+        topology.emulation.pod_start_delay_s if backend != "native" else 0.0
+    lead_steps = math.ceil(lead / dt - 1e-9)
     start = -lead_steps * dt
     controls = _controls(topology, backend, start)
     first_stage = 1 if backend == "knative" else 0
@@ -198,9 +201,9 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     transit = sum(m.transit_s for m in models)
     e2e, sink_seconds = _latencies(cum_out + cum_dlq, cum_out, cum_dlq, sent_by, lead_steps, dt, per_second, transit)
     end = profile.duration_s
-    return SimRun(backend, topology, config, models, seconds, books.sent, books.delivered, books.dead, e2e, sink_seconds,
-                  drained_at is not None, (drained_at - end) if drained_at is not None else config.drain_timeout_s,
-                  k, start)
+    drain_s = (drained_at - end) if drained_at is not None else config.drain_timeout_s
+    return SimRun(backend, topology, config, models, seconds, books.sent, books.delivered, books.dead, e2e,
+                  sink_seconds, drained_at is not None, drain_s, k, start)
 
 
 @dataclass

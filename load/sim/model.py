@@ -45,6 +45,11 @@ class SimConfig:
     """After the load, run at most this long for the pipeline to empty (the duel's drain window)."""
     settle_s: float = 45.0
     """After the drain, keep sampling this long to see replicas scale back (the duel's settle period)."""
+    lead_s: float | None = None
+    """How long the backend runs before the load starts: its policies' clocks start then, which sets where
+    KEDA's polls and the HPA's 15 s syncs fall against a burst. None: the pod start delay (the starting pods
+    are just ready). An emulated duel's is its starting line plus the generator's start, a few seconds that
+    vary from run to run (the manifest's start_line)."""
 
     def __post_init__(self) -> None:
         ratio = self.step_s / PROFILE_GRID_S
@@ -53,6 +58,8 @@ class SimConfig:
         per_second = 1.0 / self.step_s
         if abs(per_second - round(per_second)) > 1e-9:
             raise SimError(f"step must divide 1 s (samples are taken every second), not {self.step_s:g}")
+        if self.lead_s is not None and not 0 <= self.lead_s <= 3600:
+            raise SimError(f"start lead must be within 0..3600 s, not {self.lead_s:g}")
         if not 0 <= self.invalid_share <= 1:
             raise SimError(f"invalid share must be within 0..1, not {self.invalid_share:g}")
 

@@ -106,3 +106,14 @@ def test_a_replayed_trace_drives_the_simulator(tmp_path: Path) -> None:
     run = simulate(load_topology(), profile, "openfaas", SimConfig())
     assert run.sent == 10 * 5 + 300 * 5 + 10 * 5
     assert max(s.backlog for s in run.seconds) > 0 and run.drained
+
+
+def test_the_start_lead_sets_where_the_hpa_syncs_fall_against_the_burst() -> None:
+    def first_scale_out(lead: float | None) -> float:
+        run = simulate(load_topology(), Burst(), "openfaas", SimConfig(lead_s=lead))
+        return next(s.t for s, d in zip(run.seconds, _desired(run, "score")) if d > 1)
+
+    # Syncs every 15 s from the backend's start: at 13 s after a 2 s lead (the pod start delay), at 10.5 s after
+    # 4.5 s; the next 1 s sample shows the new count.
+    assert first_scale_out(None) == 14.0
+    assert first_scale_out(4.5) == 11.0
