@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from load.agreement import check, scenario_of
 from load.duel import EXIT_SLO, exit_status
 from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
 from load.sim.keys import KEYS_HELP, KeysError, parse_keys
-from load.sim.model import SimConfig, SimError, with_partitions
+from load.sim.model import SIMULATED_BACKENDS, SimConfig, SimError, with_partitions
 from load.simulation import run_simulation
 from pipeline.topology import TopologyError, load_topology
 
@@ -37,6 +38,10 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @SLO_OPTION
 @click.option("--keys", "keys_text", default="uniform", show_default=True, metavar="DISTRIBUTION",
               help=KEYS_HELP)
+@click.option("--like", "like", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Simulate what this run folder (an emulated duel) ran: its profile, seed, invalid share, topology "
+                   "and backends (--set, --partitions and --keys still apply on top), then report how well the two "
+                   "agree: replicas within ±1 on 90 % of the samples, peak backlog and time to recover within 20 %.")
 @click.option("--start-lead", "lead_s", type=click.FloatRange(0, 3600), default=None,
               help="Seconds each backend runs before the load starts (default: the pod start delay). It sets where "
                    "KEDA's polls and the HPA's 15 s syncs fall against a burst; an emulated duel's is its starting "
@@ -46,8 +51,8 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
                    "is exact to about one step.")
 def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share: float, topology_path: Path | None,
              backends: str, partitions: int | None, out: Path, drain_timeout: float, settle: float,
-             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, lead_s: float | None,
-             step_s: float) -> None:
+             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, like: Path | None,
+             lead_s: float | None, step_s: float) -> None:
     """Simulate each backend on the duel's seeded load and write the same run folder and report.
 
     \b
@@ -75,14 +80,25 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
         keys = parse_keys(keys_text)
     except KeysError as exc:
         raise click.BadParameter(str(exc), param_hint="--keys") from None
-    try:
-        profile = parse_profile(profile_spec, duration)
-    except ProfileError as exc:
-        raise click.BadParameter(str(exc), param_hint="--profile") from None
-    try:
-        topology = load_topology(topology_path)
-    except TopologyError as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    if like is not None:
+        try:
+            scenario = scenario_of(like)
+        except (ValueError, KeyError, ProfileError) as exc:
+            raise click.BadParameter(str(exc).splitlines()[0], param_hint="--like") from None
+        profile, topology, seed, invalid_share = (scenario.profile, scenario.topology, scenario.seed,
+                                                  scenario.invalid_share)
+        names = [b for b in scenario.backends if b in SIMULATED_BACKENDS]
+        drain_timeout, settle = scenario.drain_timeout_s, scenario.settle_s
+        lead_s = scenario.lead_s if lead_s is None else lead_s
+    else:
+        try:
+            profile = parse_profile(profile_spec, duration)
+        except ProfileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--profile") from None
+        try:
+            topology = load_topology(topology_path)
+        except TopologyError as exc:
+            raise click.ClickException(str(exc).splitlines()[0]) from None
     if sets:
         try:
             topology = topology.with_stage_overrides(**parse_overrides(sets))
@@ -105,6 +121,12 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
                                 on_progress=lambda b, t: status.update(f"simulating {b}: {t:,.0f} s"))
     console.print((folder / "summary.md").read_text())
     console.print(f"simulated {', '.join(names)} in {time.perf_counter() - began:.1f} s")
+    if like is not None:
+        for a in check(like, folder):
+            console.print(f"{a.backend}: {'agrees' if a.ok else 'DIFFERS'} with {like.name} — "
+                          + "; ".join(f"{s.stage} desired/ready within ±1 on {s.desired_share:.0%}/{s.ready_share:.0%}"
+                                      for s in a.stages) + "; "
+                          + "; ".join(f"{m.text} ({'ok' if m.ok else 'off'})" for m in a.metrics))
     click.echo(f"report: {folder / 'report.html'}")
     summary = read_summary(folder)
     status_code = exit_status(summary)

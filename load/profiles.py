@@ -199,6 +199,12 @@ def parse_profile(spec: str, duration_s: float | None = None) -> Profile:
     return checked(cls(**values), kind)
 
 
+def from_description(d: dict[str, Any]) -> Profile:
+    """The profile a run's manifest describes (`Profile.describe()`), built again through `parse_profile`."""
+    params = ",".join(f"{k}={v}" for k, v in d.items() if k not in ("kind", "duration", "points"))
+    return parse_profile(f"{d['kind']}:{params}" if params else str(d["kind"]), d.get("duration"))
+
+
 MAX_DURATION_S = 86_400.0
 """A day of load: longer schedules are refused rather than run for ever."""
 MAX_RATE_EPS = 1_000_000.0

@@ -1,0 +1,43 @@
+"""Agreement of a simulation with the run it simulates: replicas within ±1, peak backlog and recovery within 20 %."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lagduel.cli import main
+from load.agreement import MetricAgreement, replica_shares, scenario_of
+from load.profiles import Burst
+
+
+def test_replica_timelines_are_paired_by_nearest_time() -> None:
+    reference = [(0.7, 1, 1), (1.7, 3, 2), (2.7, 5, 5), (3.7, 5, 5)]
+    # 1.7 s pairs with 2.0 s (nearer than 1.0 s): 4 and 3 replicas are within one of 3 and 2.
+    assert replica_shares(reference, [(0.0, 1, 1), (1.0, 2, 2), (2.0, 4, 3), (3.0, 5, 5), (4.0, 5, 5)]) == \
+        (4, 1.0, 1.0)
+    assert replica_shares(reference, [(0.0, 1, 1), (1.0, 1, 1), (2.0, 1, 1), (3.0, 1, 1), (4.0, 1, 1)]) == \
+        (4, 0.25, 0.5)
+    assert replica_shares(reference, []) == (0, 0.0, 0.0)
+
+
+def test_metrics_agree_within_a_fifth_or_one_sample() -> None:
+    assert MetricAgreement("peak_backlog", 316, 272).ok and not MetricAgreement("peak_backlog", 913, 338).ok
+    assert MetricAgreement("time_to_recover_s", 0.4, 0.0).ok and MetricAgreement("time_to_recover_s", None, None).ok
+    assert not MetricAgreement("time_to_recover_s", None, 3.0).ok
+
+
+def test_simulating_a_run_like_itself_agrees_and_says_so(tmp_path: Path) -> None:
+    first = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "a"), "--backends", "knative,openfaas",
+                                      "--profile", "burst", "--settle", "10"])
+    assert first.exit_code == 0, first.output
+    folder = Path(first.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    scenario = scenario_of(folder)
+    assert scenario.profile == Burst() and scenario.backends == ("knative", "openfaas") and scenario.lead_s == 2.0
+    again = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "b"), "--like", str(folder)])
+    assert again.exit_code == 0, again.output
+    assert "knative: agrees" in again.stderr and "openfaas: agrees" in again.stderr
+    copy = Path(again.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    verdicts = json.loads((copy / "agreement.json").read_text())["backends"]
+    assert [v["agrees"] for v in verdicts] == [True, True]
