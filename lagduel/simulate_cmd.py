@@ -126,7 +126,9 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
             console.print(f"{a.backend}: {'agrees' if a.ok else 'DIFFERS'} with {like.name} — "
                           + "; ".join(f"{s.stage} desired/ready within ±1 on {s.desired_share:.0%}/{s.ready_share:.0%}"
                                       for s in a.stages) + "; "
-                          + "; ".join(f"{m.text} ({'ok' if m.ok else 'off'})" for m in a.metrics))
+                          + "; ".join(f"{m.text} ({'ok' if m.ok else 'off'})" for m in a.metrics)
+                          + ("; the reference run was instrument-bound, so the machine may explain a difference"
+                             if a.reference_bound else ""))
     click.echo(f"report: {folder / 'report.html'}")
     summary = read_summary(folder)
     status_code = exit_status(summary)

@@ -61,13 +61,15 @@ class BackendAgreement:
     backend: str
     stages: tuple[StageAgreement, ...]
     metrics: tuple[MetricAgreement, ...]
+    reference_bound: bool = False
+    """The reference run was instrument-bound: where they differ, the machine may be why, not the model."""
 
     @property
     def ok(self) -> bool:
         return all(s.ok for s in self.stages) and all(m.ok for m in self.metrics)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "agrees": self.ok,
+        return {"backend": self.backend, "agrees": self.ok, "reference_instrument_bound": self.reference_bound,
                 "stages": {s.stage: {"samples": s.samples, "desired_within_1": round(s.desired_share, 3),
                                      "ready_within_1": round(s.ready_share, 3), "agrees": s.ok} for s in self.stages},
                 "metrics": {m.metric: {"reference": m.reference, "simulated": m.simulated, "agrees": m.ok}
@@ -107,12 +109,12 @@ def compare(reference: dict[str, Any], simulated: dict[str, Any]) -> list[Backen
         stages = tuple(StageAgreement(st, *replica_shares(tl, sim.get(st, []))) for st, tl in ref.items())
         metrics = tuple(MetricAgreement(m, reference["headline"][backend].get(m), simulated["headline"][backend].get(m))
                         for m in METRICS)
-        out.append(BackendAgreement(backend, stages, metrics))
+        out.append(BackendAgreement(backend, stages, metrics, backend in reference.get("bound", ())))
     return out
 
 
 def read_run(folder: Path) -> dict[str, Any]:
-    """A run folder's headline per backend and its first run's replica timeline per backend and stage."""
+    """A run folder's first run per backend (its series are the first run's): headline and replica timeline."""
     summary = read_summary(folder)
     timelines: dict[str, dict[str, list[tuple[float, int, int]]]] = {}
     for backend in summary["backends"]:
@@ -122,7 +124,9 @@ def read_run(folder: Path) -> dict[str, Any]:
             if r["stage"] in summary["stages"]:
                 per.setdefault(r["stage"], []).append((float(r["t"]), int(r["desired"] or 0), int(r["ready"] or 0)))
         timelines[backend] = per
-    return {"headline": {b: s["headline"] for b, s in summary["backends"].items()}, "timelines": timelines}
+    first = {b: (s.get("repeats") or [s])[0] for b, s in summary["backends"].items()}
+    return {"headline": {b: r["headline"] for b, r in first.items()}, "timelines": timelines,
+            "bound": [b for b, r in first.items() if r.get("instrument", {}).get("bound")]}
 
 
 @dataclass(frozen=True)
