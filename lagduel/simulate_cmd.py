@@ -41,7 +41,9 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @click.option("--like", "like", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Simulate what this run folder (an emulated duel) ran: its profile, seed, invalid share, topology "
                    "and backends (--set, --partitions and --keys still apply on top), then report how well the two "
-                   "agree: replicas within ±1 on 90 % of the samples, peak backlog and time to recover within 20 %.")
+                   "agree: replicas within ±1 on 90 % of the samples, peak backlog and time to recover within 20 %. "
+                   "The start lead is taken from the run's starting line; the emulation's generator start adds a "
+                   "second or two, so where KEDA/HPA timings differ, try --start-lead 5.")
 @click.option("--start-lead", "lead_s", type=click.FloatRange(0, 3600), default=None,
               help="Seconds each backend runs before the load starts (default: the pod start delay). It sets where "
                    "KEDA's polls and the HPA's 15 s syncs fall against a burst; an emulated duel's is its starting "
