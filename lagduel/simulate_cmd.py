@@ -42,12 +42,14 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
               help="Simulate what this run folder (an emulated duel) ran: its profile, seed, invalid share, topology "
                    "and backends (--set, --partitions and --keys still apply on top), then report how well the two "
                    "agree: replicas within ±1 on 90 % of the samples, peak backlog and time to recover within 20 %. "
-                   "The start lead is taken from the run's starting line; the emulation's generator start adds a "
-                   "second or two, so where KEDA/HPA timings differ, try --start-lead 5.")
+                   "Each control plane starts on the run's recorded clocks at its load's start (the KPA's tick, "
+                   "KEDA's poll and the HPA's 15 s sync: the manifest's start_line control_clock); for a run without "
+                   "them, the starting line's wait is the start lead.")
 @click.option("--start-lead", "lead_s", type=click.FloatRange(0, 3600), default=None,
               help="Seconds each backend runs before the load starts (default: the pod start delay). It sets where "
                    "KEDA's polls and the HPA's 15 s syncs fall against a burst; an emulated duel's is its starting "
-                   "line plus the generator's start (the manifest's start_line), a few seconds.")
+                   "line plus the generator's start, a few seconds. With --like it replaces the run's recorded "
+                   "clocks.")
 @click.option("--step", "step_s", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True,
               help="The simulator's time step in seconds (a multiple of 0.01 that divides 1 s). Each hop's timing "
                    "is exact to about one step.")
@@ -91,8 +93,10 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
                                                   scenario.invalid_share)
         names = [b for b in scenario.backends if b in SIMULATED_BACKENDS]
         drain_timeout, settle = scenario.drain_timeout_s, scenario.settle_s
+        clocks = scenario.clocks if lead_s is None else None
         lead_s = scenario.lead_s if lead_s is None else lead_s
     else:
+        clocks = None
         try:
             profile = parse_profile(profile_spec, duration)
         except ProfileError as exc:
@@ -109,7 +113,7 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
     try:
         topology = with_partitions(topology, partitions)
         config = SimConfig(step_s=step_s, seed=seed, invalid_share=invalid_share, keys=keys,
-                           drain_timeout_s=drain_timeout, settle_s=settle, lead_s=lead_s)
+                           drain_timeout_s=drain_timeout, settle_s=settle, lead_s=lead_s, clocks=clocks)
     except TopologyError as exc:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--partitions") from None
     except SimError as exc:

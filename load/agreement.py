@@ -143,6 +143,9 @@ class Scenario:
     lead_s: float | None
     """The median time the run's backends took to their starting line (the simulated backends start that long
     before the load; the generator's own start adds a little more in the emulation)."""
+    clocks: dict[str, dict[str, dict[str, float | None]]] | None = None
+    """Per backend, its first run's control-plane clocks at the load's start (start_line `control_clock`; runs
+    from before it was recorded have none): the simulator starts each policy on that phase."""
 
 
 def scenario_of(folder: Path) -> Scenario:
@@ -153,10 +156,13 @@ def scenario_of(folder: Path) -> Scenario:
         raise ValueError(f"{path}: not a lagduel run manifest ({exc})") from None
     waits = sorted(float(s["waited_s"]) for runs in (m.get("start_line") or {}).values() for s in runs[:1]
                    if s.get("waited_s") is not None)
+    # The first run of each backend: the one whose series are written, hence the one compared.
+    clocks = {b: runs[0]["control_clock"] for b, runs in (m.get("start_line") or {}).items()
+              if runs and runs[0].get("control_clock")}
     return Scenario(from_description(m["profile"]), Topology.model_validate(m["topology"]),
                     tuple(b for b in dict.fromkeys(b for _, b in m.get("order", []))), int(m["seed"]),
                     float(m.get("invalid_share", 0.1)), float(m.get("drain_timeout_s", 180.0)),
-                    float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None)
+                    float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None, clocks or None)
 
 
 def check(reference: Path, simulated: Path) -> list[BackendAgreement]:

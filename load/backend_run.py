@@ -136,6 +136,9 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
         def started(wall: float) -> None:  # called from the load's thread
             sampler.start = sink.start = wall
             live.phase = "load"
+            clock = getattr(backend, "control_clock", None)
+            if clock is not None:  # the control planes' clocks at the load's start (`simulate --like` needs them)
+                start_line["control_clock"] = clock(time.monotonic() + wall - time.time())
             for fault in plan.faults:
                 loop.call_soon_threadsafe(lambda f=fault: injections.append(asyncio.create_task(
                     _inject(f, wall, backend, settings, topology, plan.broker_restart, injected))))

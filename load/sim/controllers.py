@@ -15,6 +15,7 @@ Times are seconds on the simulation's clock; the policies never see anything els
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -55,7 +56,8 @@ class StageControl(Protocol):
 
 
 class KnativeControl:
-    def __init__(self, stage: Stage, topology: Topology, start: float) -> None:
+    def __init__(self, stage: Stage, topology: Topology, start: float,
+                 clock: Mapping[str, float | None] | None = None) -> None:
         emu = topology.emulation
         # KnativeBackend: the stage's KPA settings with the emulation's scale-to-zero grace period.
         settings = replace(KpaSettings.for_stage(stage),
@@ -67,7 +69,17 @@ class KnativeControl:
         self._area, self._since = 0.0, start
         self._next_observe, self._next_tick = start + 1.0, start + self._tick_s
         self.pods.scale(self.kpa.tick(start, 0).replicas, start)  # Revision.start
+        self._clock = clock
 
+    def _at_load_start(self) -> None:
+        """An emulated run's KPA clock at its load's start (Revision.control_clock): the last 1 s observation and
+        the next 2 s tick; the emulation's loop observes a second after the last one (Revision._autoscale)."""
+        c, self._clock = self._clock, None
+        if c is None:
+            return
+        since = float(c.get("last_observe_s") or 0.0)
+        self._since, self._next_observe = since, since + 1.0
+        self._next_tick = float(c.get("next_tick_s") or self._tick_s)
     @property
     def desired(self) -> int:
         return self.kpa.replicas
@@ -77,6 +89,8 @@ class KnativeControl:
         return self.pods.ready == 0 or self.last is None or self.last.activator_in_path
 
     def control(self, now: float, queue: GroupQueues) -> None:
+        if self._clock is not None and now >= -_EPS:
+            self._at_load_start()
         self.pods.advance(now)
         if self.kpa.replicas == 0 and queue.pending > 0:
             # Revision._poke: a request at scale 0 records its concurrency (at least 1) and decides at once.
@@ -108,7 +122,8 @@ class KnativeControl:
 
 
 class OpenFaasControl:
-    def __init__(self, stage: Stage, topology: Topology, start: float) -> None:
+    def __init__(self, stage: Stage, topology: Topology, start: float,
+                 clock: Mapping[str, float | None] | None = None) -> None:
         emu = topology.emulation
         self.stage = stage
         self.policy = ScaledObjectPolicy.for_stage(stage, now=start, hpa_sync_period_s=emu.openfaas.hpa_sync_period_s,
@@ -118,6 +133,19 @@ class OpenFaasControl:
         self.pods.scale(self._desired, start)
         self._tick_s = emu.openfaas.control_tick_s
         self._next = start
+        self._clock = clock
+
+    def _at_load_start(self, now: float) -> None:
+        """An emulated run's KEDA and HPA clocks at its load's start (OpenFaasBackend.control_clock): the next
+        poll and the next 15 s sync fall where they fell there (the phase against a burst sets its peak)."""
+        c, self._clock = self._clock, None
+        if c is None:
+            return
+        if c.get("next_poll_s") is not None:
+            self.policy.loop.next_poll = now + float(c["next_poll_s"])  # type: ignore[arg-type]
+        if c.get("next_sync_s") is not None:
+            self.policy.hpa.next_sync = now + float(c["next_sync_s"])  # type: ignore[arg-type]
+        self._next = now
 
     @property
     def desired(self) -> int:
@@ -128,6 +156,8 @@ class OpenFaasControl:
         return False
 
     def control(self, now: float, queue: GroupQueues) -> None:
+        if self._clock is not None and now >= -_EPS:
+            self._at_load_start(0.0)
         self.pods.advance(now)
         if self._desired == 0 and queue.pending > 0:
             self._scale(max(self.stage.min_replicas, 1), now)  # the gateway's scale from zero

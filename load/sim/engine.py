@@ -26,7 +26,7 @@ under 5 % of the KPA's 2 s tick and under 1 % of KEDA's 5 s polling interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,11 +122,12 @@ class SimRun:
         return [g.extra for s in self.seconds for g in s.stages if g.stage == stage]
 
 
-def _controls(topology: Topology, backend: Backend, start: float) -> list[StageControl]:
+def _controls(topology: Topology, backend: Backend, start: float,
+              clock: Mapping[str, Mapping[str, float | None]]) -> list[StageControl]:
     if backend == "knative":
-        return [FixedControl(1), *(KnativeControl(st, topology, start) for st in topology.stages)]
+        return [FixedControl(1), *(KnativeControl(st, topology, start, clock.get(st.name)) for st in topology.stages)]
     if backend == "openfaas":
-        return [OpenFaasControl(st, topology, start) for st in topology.stages]
+        return [OpenFaasControl(st, topology, start, clock.get(st.name)) for st in topology.stages]
     return [FixedControl(1) for _ in topology.stages]
 
 
@@ -142,9 +143,14 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     # this long before it (its policies were created then, as the emulated backend's are).
     lead = config.lead_s if config.lead_s is not None else \
         topology.emulation.pod_start_delay_s if backend != "native" else 0.0
+    # An emulated run's recorded clocks (simulate --like): the backend started as long before the load as its
+    # policies are old, and each control plane is put on the run's phase at the load's start.
+    clock = (config.clocks or {}).get(backend) or {}
+    if clock:
+        lead = max(float(c.get("created_s") or 0.0) for c in clock.values())
     lead_steps = math.ceil(lead / dt - 1e-9)
     start = -lead_steps * dt
-    controls = _controls(topology, backend, start)
+    controls = _controls(topology, backend, start, clock)
     first_stage = 1 if backend == "knative" else 0
     load_steps = math.ceil(profile.duration_s / dt - 1e-9)
     sent_by = cumulative_sent(profile, dt, load_steps)

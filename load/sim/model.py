@@ -9,6 +9,7 @@ arithmetic of `load.profiles.schedule`, so both send the same number of orders b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -50,6 +51,11 @@ class SimConfig:
     KEDA's polls and the HPA's 15 s syncs fall against a burst. None: the pod start delay (the starting pods
     are just ready). An emulated duel's is its starting line plus the generator's start, a few seconds that
     vary from run to run (the manifest's start_line)."""
+    clocks: Mapping[str, Mapping[str, Mapping[str, float | None]]] | None = None
+    """Per backend and stage, where an emulated run's control-plane clocks stood at its load's start (the
+    manifest's start_line `control_clock`: KPA created/observed/next tick; KEDA's next poll and the HPA's next
+    sync). When given for a backend, its lead is the clock's age and its policies are put on the same phase at
+    the load's start, instead of `lead_s`."""
 
     def __post_init__(self) -> None:
         ratio = self.step_s / PROFILE_GRID_S

@@ -180,6 +180,10 @@ class KnativeBackend:
         t0, n0 = samples[0]
         return (matched - n0) / (now - t0) if now - t0 > 0.2 else 0.0
 
+    def control_clock(self, at: float) -> dict[str, dict[str, float]]:
+        """Each stage's KPA clock at monotonic time `at` (the load's start), for the run's starting line."""
+        return {name: rev.control_clock(at) for name, rev in self.revisions.items()}
+
     def kill_replica(self, stage: str) -> str | None:
         """SIGKILL one ready replica of the stage (a fault scenario); it is reaped and replaced like any crash."""
         victim = self.revisions[stage].kill_one()

@@ -86,6 +86,8 @@ class Revision:
         self.kpa = PodAutoscaler(self.kpa_settings, now=0.0)
         # Time-weighted concurrency of the current second (what queue-proxy and the activator report).
         self._area, self._mark, self._since = 0.0, 0.0, 0.0
+        self.next_tick = self.emulation.tick_s
+        """When the KPA decides next, on the revision's clock (`_autoscale`)."""
 
     # counts ------------------------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class Revision:
     async def _autoscale(self) -> None:
         """Observe every second, decide every 2 s (a request arriving at scale 0 pokes at once: `_poke`)."""
         tick = self.emulation.tick_s
-        next_tick = tick
+        self.next_tick = tick
         while True:
             await asyncio.sleep(1.0)
             self.reap()
@@ -153,9 +155,17 @@ class Revision:
             now = self._now()
             self.kpa.observe(now, self._area / max(now - self._since, 1e-3))
             self._area, self._since = 0.0, now
-            if now >= next_tick:
+            if now >= self.next_tick:
                 self._decide(now)
-                next_tick = now + tick
+                self.next_tick = now + tick
+
+    def control_clock(self, at: float) -> dict[str, float]:
+        """Where the KPA's clock stands at monotonic time `at` (a load's start): seconds since the revision was
+        created, since its last 1 s observation, and until its next decision tick (the simulator starts its KPA
+        there, `lagduel simulate --like`)."""
+        now = at - self._t0
+        return {"created_s": round(now, 3), "last_observe_s": round(self._since - now, 3),
+                "next_tick_s": round(self.next_tick - now, 3)}
 
     def _poke(self) -> None:
         """knative.md §3.3 MultiScaler.Poke: at scale 0, a request's stat triggers a decision at once."""

@@ -219,6 +219,19 @@ class OpenFaasBackend:
                     replicas.scale(decision.replicas)
             await asyncio.sleep(self.control_tick_s)
 
+    def control_clock(self, at: float) -> dict[str, dict[str, float | None]]:
+        """Each stage's KEDA and HPA clocks at monotonic time `at` (the load's start), for the run's starting line:
+        seconds since the ScaledObject was created, until KEDA's next poll and until the HPA's next sync. The
+        HPA's 15 s sync phase against a burst changes the peak backlog severalfold, so `lagduel simulate --like`
+        starts its policies exactly there."""
+        out: dict[str, dict[str, float | None]] = {}
+        for name, policy in self.policies.items():
+            sync = policy.hpa.next_sync
+            out[name] = {"created_s": round(at - policy.loop.created_at, 3),
+                         "next_poll_s": round(policy.loop.next_poll - at, 3),
+                         "next_sync_s": None if sync is None else round(sync - at, 3)}
+        return out
+
     def connectors_group(self, stage: str) -> str:
         return connector_group(self.topology, self.topology.stage(stage))
 

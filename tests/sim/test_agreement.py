@@ -41,3 +41,15 @@ def test_simulating_a_run_like_itself_agrees_and_says_so(tmp_path: Path) -> None
     copy = Path(again.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
     verdicts = json.loads((copy / "agreement.json").read_text())["backends"]
     assert [v["agrees"] for v in verdicts] == [True, True]
+
+
+def test_like_reads_each_backends_recorded_clocks_from_its_first_run(tmp_path: Path) -> None:
+    run = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), "--backends", "openfaas", "--settle", "0"])
+    assert run.exit_code == 0, run.output
+    folder = Path(run.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    assert scenario_of(folder).clocks is None  # a run from before the clocks were recorded
+    manifest = json.loads((folder / "manifest.json").read_text())
+    clock = {"validate": {"created_s": 4.1, "next_poll_s": 0.6, "next_sync_s": 10.9}}
+    manifest["start_line"]["openfaas"] = [{"waited_s": 2.0, "control_clock": clock}, {"waited_s": 2.5}]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert scenario_of(folder).clocks == {"openfaas": clock}

@@ -117,3 +117,19 @@ def test_the_start_lead_sets_where_the_hpa_syncs_fall_against_the_burst() -> Non
     # 4.5 s; the next 1 s sample shows the new count.
     assert first_scale_out(None) == 14.0
     assert first_scale_out(4.5) == 11.0
+
+
+def test_an_emulated_runs_recorded_clocks_put_the_hpa_and_kpa_on_its_phase() -> None:
+    stages = ("validate", "enrich", "score")
+
+    def first_scale_out(backend: str, clock: dict[str, float]) -> float:
+        config = SimConfig(lead_s=2.0, clocks={backend: {st: clock for st in stages}})
+        run = simulate(load_topology(), Burst(), backend, config)
+        return next(s.t for s, d in zip(run.seconds, _desired(run, "score")) if d > 1)
+
+    # OpenFaasBackend.control_clock: the HPA's next sync 12.2 s after the load's start, whatever the lead.
+    assert first_scale_out("openfaas", {"created_s": 7.0, "next_poll_s": 1.0, "next_sync_s": 12.2}) == 13.0
+    assert first_scale_out("openfaas", {"created_s": 3.0, "next_poll_s": 1.0, "next_sync_s": 14.0}) == 15.0
+    # Revision.control_clock: the KPA decides on its 2 s ticks, on the run's phase (burst at 10 s).
+    assert first_scale_out("knative", {"created_s": 5.0, "last_observe_s": -0.5, "next_tick_s": 0.5}) == 11.0
+    assert first_scale_out("knative", {"created_s": 5.0, "last_observe_s": -0.5, "next_tick_s": 1.5}) == 12.0
