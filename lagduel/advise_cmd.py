@@ -15,7 +15,7 @@ from load.advice import KNOBS, advise, recommended_yaml
 from load.duel import EXIT_SLO
 from load.profiles import ProfileError, parse_profile
 from load.report.tradeoff import render
-from load.sim.keys import KEYS_HELP, KeysError, parse_keys
+from pipeline.keys import KeySpec
 from load.sim.model import SimConfig, SimError, with_partitions
 from pipeline.topology import TopologyError, load_topology
 
@@ -59,20 +59,14 @@ Exit status: 0 a recommendation meets every SLO, 1 error, 2 usage, 3 no setting 
 @SLO_OPTION
 @OUT_OPTION
 @SET_OPTION
-@click.option("--keys", "keys_text", default="uniform", show_default=True, metavar="DISTRIBUTION",
-              help=KEYS_HELP)
 @click.option("--step", "step_s", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True,
               help="The simulator's time step in seconds.")
-def advise_cmd(backend: str, profile_spec: str, duration: float | None, seed: int, invalid_share: float,
+def advise_cmd(backend: str, profile_spec: str, duration: float | None, seed: int, invalid_share: float, keys: KeySpec,
                topology_path: Path | None, partitions: int | None, slo_texts: tuple[str, ...], out: Path,
-               sets: tuple[str, ...], keys_text: str, step_s: float) -> None:
+               sets: tuple[str, ...], step_s: float) -> None:
     if not slo_texts:
         raise click.BadParameter("give at least one SLO to meet, e.g. --slo 'time_lag.p99<5s'", param_hint="--slo")
     slos = parse_slos(slo_texts)
-    try:
-        keys = parse_keys(keys_text)
-    except KeysError as exc:
-        raise click.BadParameter(str(exc), param_hint="--keys") from None
     try:
         profile = parse_profile(profile_spec, duration)
     except ProfileError as exc:

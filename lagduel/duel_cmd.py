@@ -21,6 +21,7 @@ from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
 from load.slo import SLO_HELP, Slo, SloError, parse_slo
 from pipeline.backends import BACKENDS, UnknownBackend
+from pipeline.keys import KeySpec
 from pipeline.topology import TopologyError, load_topology
 
 from lagduel.interrupts import Interrupted, run_until_interrupted
@@ -163,7 +164,8 @@ def parse_backends(backends: str) -> list[str]:
 @click.option("--start-timeout", type=click.FloatRange(1), default=120, show_default=True,
               help="Before the load: wait at most this long for every consumer group to be assigned and every stage "
                    "to reach its starting replica count.")
-def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int, workers: int,
+def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: float, keys: KeySpec, record_bytes: int,
+         workers: int,
          late_ms: float, bootstrap: str | None, kafka_config: Path | None, topology_path: Path | None, backends: str,
          out: Path, drain_timeout: float, settle: float, target: str, kube_context: str | None, function_namespace: str,
          sets: tuple[str, ...], repeats: int, slo_texts: tuple[str, ...], fault_texts: tuple[str, ...],
@@ -202,7 +204,7 @@ def duel(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
         raise click.BadParameter(str(exc), param_hint="--fault") from None
     writable_out(out)
     plan = DuelPlan(profile, seed, invalid_share, record_bytes, workers, late_ms, drain_timeout, settle,
-                    cluster=cluster, start_timeout_s=start_timeout, repeats=repeats, faults=faults)
+                    cluster=cluster, start_timeout_s=start_timeout, repeats=repeats, faults=faults, keys=keys)
     console = Console(stderr=True)
     with serving_kafka(bootstrap, kafka_config) as (kafka, settings):
         if any(f.kind == "broker-restart" for f in faults):

@@ -13,6 +13,7 @@ from load.generator import GeneratorFailed, LoadProgress, run_load
 from load.producer import LoadPlan
 from load.profiles import ProfileError, parse_profile
 from pipeline.kafka import create_topics
+from pipeline.keys import KEYS_HELP, KeysError, KeySpec, parse_keys
 from pipeline.topology import TopologyError, load_topology
 
 from lagduel.kafka_cmd import kafka_config_option, serving_kafka
@@ -26,12 +27,21 @@ MAX_RECORD_BYTES = 900_000
 stage services' 1 MiB request-body limit: a larger record could never reach the output topic."""
 
 
-def profile_options(f):  # what load is offered: shared by `load`, `duel` and `simulate`
+def _keys(_ctx: click.Context, _param: click.Parameter, text: str) -> KeySpec:
+    try:
+        return parse_keys(text)
+    except KeysError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def profile_options(f):  # what load is offered: shared by `load`, `duel`, `simulate` and `advise`
     for opt in reversed([
         click.option("--profile", "profile_spec", default="burst", show_default=True, help=PROFILE_HELP),
         click.option("--duration", type=click.FloatRange(1), default=None, help="Seconds of load (profile default: 60)."),
         click.option("--seed", type=int, default=42, show_default=True, help="Seed of the order stream."),
         click.option("--invalid-share", type=click.FloatRange(0, 1), default=0.1, show_default=True),
+        click.option("--keys", default="uniform", show_default=True, metavar="DISTRIBUTION", callback=_keys,
+                     help=KEYS_HELP),
     ]):
         f = opt(f)
     return f
@@ -63,7 +73,7 @@ def load_options(f):  # shared by `load` and `duel`
 @load_options
 @click.option("--topic", default=None, help="Send to this topic instead of the topology's input topic.")
 @click.option("--fail-when-behind", is_flag=True, help="Exit 1 when the generator could not hold the schedule.")
-def load(profile_spec: str, duration: float | None, seed: int, invalid_share: float, record_bytes: int,
+def load(profile_spec: str, duration: float | None, seed: int, invalid_share: float, keys: KeySpec, record_bytes: int,
          workers: int, late_ms: float, bootstrap: str | None, kafka_config: Path | None, topology_path: Path | None,
          topic: str | None, fail_when_behind: bool) -> None:
     """Send seeded orders on an open-loop schedule; report send lateness (coordinated omission shows)."""
@@ -80,7 +90,7 @@ def load(profile_spec: str, duration: float | None, seed: int, invalid_share: fl
     with serving_kafka(bootstrap, kafka_config) as (kafka, settings):
         create_topics(settings, [topology.input.topic], topology.partitions, topology.replication_factor)
         plan = LoadPlan(topology, f"load-{uuid.uuid4().hex[:8]}", profile, seed, invalid_share, record_bytes, workers,
-                        late_threshold_ms=late_ms, max_p99_lateness_ms=2 * late_ms)
+                        keys, late_threshold_ms=late_ms, max_p99_lateness_ms=2 * late_ms)
         with Live(console=console, refresh_per_second=4) as live:
             def show(p: LoadProgress) -> None:
                 live.update(f"[bold]{p.elapsed_s:6.1f} s[/] sent {p.sent:,}/{p.scheduled:,} scheduled · "

@@ -13,9 +13,9 @@ from load.agreement import check, scenario_of
 from load.duel import EXIT_SLO, exit_status
 from load.profiles import ProfileError, parse_profile
 from load.runfolder import read_summary
-from load.sim.keys import KEYS_HELP, KeysError, parse_keys
 from load.sim.model import SIMULATED_BACKENDS, SimConfig, SimError, with_partitions
 from load.simulation import run_simulation
+from pipeline.keys import KeySpec
 from pipeline.topology import TopologyError, load_topology
 
 from lagduel.duel_cmd import (
@@ -36,8 +36,6 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @SETTLE_OPTION
 @SET_OPTION
 @SLO_OPTION
-@click.option("--keys", "keys_text", default="uniform", show_default=True, metavar="DISTRIBUTION",
-              help=KEYS_HELP)
 @click.option("--like", "like", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Simulate what this run folder (an emulated duel) ran: its profile, seed, invalid share, topology "
                    "and backends (--set, --partitions and --keys still apply on top), then report how well the two "
@@ -53,9 +51,10 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
 @click.option("--step", "step_s", type=click.FloatRange(0.01, 1.0), default=0.1, show_default=True,
               help="The simulator's time step in seconds (a multiple of 0.01 that divides 1 s). Each hop's timing "
                    "is exact to about one step.")
-def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share: float, topology_path: Path | None,
+def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share: float, keys: KeySpec,
+             topology_path: Path | None,
              backends: str, partitions: int | None, out: Path, drain_timeout: float, settle: float,
-             sets: tuple[str, ...], slo_texts: tuple[str, ...], keys_text: str, like: Path | None,
+             sets: tuple[str, ...], slo_texts: tuple[str, ...], like: Path | None,
              lead_s: float | None, step_s: float) -> None:
     """Simulate each backend on the duel's seeded load and write the same run folder and report.
 
@@ -80,10 +79,6 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
     Exit status: 0 all good, 1 error, 2 usage, 3 an SLO failed.
     """
     names = parse_backends(backends)
-    try:
-        keys = parse_keys(keys_text)
-    except KeysError as exc:
-        raise click.BadParameter(str(exc), param_hint="--keys") from None
     if like is not None:
         try:
             scenario = scenario_of(like)

@@ -28,6 +28,7 @@ from load.sampler import LagSampler, PipelineBacklog, Sample
 from load.sink import SinkReader
 from pipeline.backends import Backend, make_backend
 from pipeline.kafka import GroupMembership, KafkaSettings, OffsetReader, create_topics
+from pipeline.keys import KeySpec
 from pipeline.orders import OrderFactory
 from pipeline.topology import Topology
 
@@ -57,6 +58,8 @@ class DuelPlan:
     """Injected at the same moments of the load on every backend (load.faults)."""
     broker_restart: Callable[[], object] | None = None
     """Restarts the broker in place, for a broker-restart fault (only when lagduel runs the broker)."""
+    keys: KeySpec = KeySpec()
+    """How the orders' keys (customers) are drawn, hence how they spread over partitions."""
 
 
 @dataclass
@@ -116,7 +119,7 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
     live = Live(name, repeat)
     on_live(live)
     offsets = schedule_array(plan.profile)  # each seq's intended send offset, as every generator worker has it
-    factory = OrderFactory(plan.seed, plan.invalid_share, plan.record_bytes)
+    factory = OrderFactory(plan.seed, plan.invalid_share, plan.record_bytes, keys=plan.keys)
     async with backend:
         start_line = await _starting_line(backend, settings, plan.start_timeout_s)
         sampler = LagSampler(OffsetReader(settings), backend.lag_sources(), topology.input.topic,
@@ -178,7 +181,7 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
         with sink:
             sampling = asyncio.create_task(sample_every_second())
             load_plan = LoadPlan(topology, run_id, plan.profile, plan.seed, plan.invalid_share, plan.record_bytes,
-                                 plan.workers, late_threshold_ms=plan.late_threshold_ms,
+                                 plan.workers, plan.keys, late_threshold_ms=plan.late_threshold_ms,
                                  max_p99_lateness_ms=2 * plan.late_threshold_ms)
             cancelled = threading.Event()
             try:

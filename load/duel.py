@@ -104,6 +104,7 @@ def build_summary(run_id: str, base: Topology, plan: DuelPlan, runs: dict[str, l
     first = {b: rs[0] for b, rs in runs.items()}
     manifest = {
         "run_id": run_id, "seed": plan.seed, "profile": plan.profile.describe(), "invalid_share": plan.invalid_share,
+        "keys": plan.keys.describe(),
         "record_bytes": plan.record_bytes, "workers": plan.workers, "drain_timeout_s": plan.drain_timeout_s,
         "settle_s": plan.settle_s, "repeats": plan.repeats, "order": [[r.repeat, r.backend] for r in _in_run_order(runs)],
         "recovery_rules": rules.__dict__, "instrument_thresholds": asdict(thresholds),

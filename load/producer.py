@@ -25,6 +25,7 @@ from hdrh.histogram import HdrHistogram
 from load import histograms
 from load.profiles import Profile, schedule_array
 from pipeline.kafka import KafkaSettings
+from pipeline.keys import KeySpec
 from pipeline.orders import OrderFactory, OrderRecords
 from pipeline.topology import Topology
 
@@ -51,6 +52,8 @@ class LoadPlan:
     invalid_share: float = 0.1
     record_bytes: int | None = None
     workers: int = 1
+    keys: KeySpec = KeySpec()
+    """How the orders' keys (customers) are drawn, hence how they spread over partitions."""
     late_threshold_ms: float = 25.0
     """An event sent more than this after its intended time counts as late."""
     max_late_share: float = 0.01
@@ -91,7 +94,7 @@ class ShareSender:
         self.offsets: list[float] = mine.tolist()
         self.offsets_us: list[int] = (mine * 1_000_000).astype(np.int64).tolist()
         self.records = OrderRecords(plan.topology, plan.run_id, OrderFactory(plan.seed, plan.invalid_share,
-                                                                             plan.record_bytes))
+                                                                             plan.record_bytes, keys=plan.keys))
         self.prepared: list[tuple[bytes, bytes] | None] = [None] * len(self.seqs)
         self.encoded = 0
         self.encode(min(AHEAD_EVENTS, len(self.seqs)))

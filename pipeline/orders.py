@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from pipeline import events
+from pipeline.keys import CustomerDraw, KeySpec
 from pipeline.topology import Topology
 
 COUNTRIES = ("DE", "FR", "GB", "US", "JP", "SE", "PL", "BR", "IN", "ZA", "NL", "ES")
@@ -67,10 +68,16 @@ class OrderFactory:
     record_bytes: int | None = None
     """Approximate size of the whole Kafka record (value + CloudEvent headers), padded via `note`."""
     customers: int = 10_000
+    keys: KeySpec = KeySpec()
+    """How the customer (the record's key) is drawn: uniform by default, or skewed (Zipf, one hot key)."""
 
     @cached_property
     def _seed_key(self) -> int:
         return _mix(self.seed & _MASK)
+
+    @cached_property
+    def _customer(self) -> CustomerDraw:
+        return CustomerDraw(self.keys, self.customers)
 
     def _key(self, seq: int) -> int:
         return _mix((self._seed_key + seq * _GAMMA) & _MASK)
@@ -105,7 +112,7 @@ class OrderFactory:
                           "price": (100 + (word >> 32) % _PRICES) / 100})
         order: dict[str, Any] = {
             "order_id": f"o-{self.seed}-{seq}",
-            "customer_id": f"c-{w[_CUSTOMER] % self.customers}",
+            "customer_id": f"c-{self._customer(w[_CUSTOMER])}",
             "items": items,
             "currency": CURRENCIES[w[_CURRENCY] % len(CURRENCIES)],
             "country": COUNTRIES[w[_COUNTRY] % len(COUNTRIES)],

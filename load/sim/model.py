@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from load.profiles import Profile
-from load.sim.keys import KeySpec
+from pipeline.keys import KeySpec
 from pipeline.topology import Stage, Topology
 
 Backend = Literal["knative", "openfaas", "native"]

@@ -9,7 +9,8 @@ import pytest
 
 from load.profiles import Burst
 from load.sim.engine import simulate
-from load.sim.keys import KeysError, KeySpec, customer_partitions, parse_keys, partition_weights
+from load.sim.keys import customer_partitions, partition_weights
+from pipeline.keys import KeysError, KeySpec, parse_keys
 from load.sim.model import SimConfig
 from pipeline.topology import load_topology
 
