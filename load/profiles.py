@@ -199,6 +199,14 @@ def parse_profile(spec: str, duration_s: float | None = None) -> Profile:
     return checked(cls(**values), kind)
 
 
+def profile_text(d: dict[str, Any]) -> str:
+    """A described profile as the `--profile` and `--duration` a user would type: `burst:baseline=20,height=180,
+    at=10,length=15 for 45 s`."""
+    params = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
+                      if k not in ("kind", "duration", "points"))
+    return f"{d['kind']}{':' + params if params else ''} for {d.get('duration', 0):g} s"
+
+
 def from_description(d: dict[str, Any]) -> Profile:
     """The profile a run's manifest describes (`Profile.describe()`), built again through `parse_profile`."""
     params = ",".join(f"{k}={v}" for k, v in d.items() if k not in ("kind", "duration", "points"))

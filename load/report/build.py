@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from load.metrics import METRICS
+from load.profiles import profile_text
 
 COLORS = {"knative": "#1f77b4", "openfaas": "#d62728", "native": "#2ca02c"}
 BOUND = "—, instrument-bound"
@@ -149,7 +150,7 @@ def template_args(summary: dict[str, Any], series: dict[str, dict[str, Any]]) ->
         "title": f"lagduel{' (simulated)' if summary.get('simulated') else ''} — {summary['profile']['kind']} profile, "
                  f"{', '.join(backends)}",
         "simulated": summary.get("simulated"),
-        "run_id": summary["run_id"], "profile": summary["profile"], "seed": summary["seed"], "repeats": repeats,
+        "run_id": summary["run_id"], "profile": profile_text(summary["profile"]), "seed": summary["seed"], "repeats": repeats,
         "confidence": "1 run: no confidence interval" if repeats == 1 else
                       f"{repeats} runs per backend: median (min–max{'; bootstrap 95 % CI of the median' if repeats >= 3 else ''})",
         "backends": list(backends), "unavailable": summary.get("unavailable", {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from load.metrics import METRICS
+from load.profiles import profile_text
 from load.report.build import cell
 
 
@@ -21,7 +22,7 @@ def run_markdown(summary: dict[str, Any]) -> str:
     names = list(backends)
     repeats = summary.get("repeats", 1)
     lines = [f"### lagduel: {summary['profile']['kind']} profile ({', '.join(names)})", "",
-             f"Run `{summary['run_id']}`, seed {summary['seed']}, profile `{summary['profile']}`, "
+             f"Run `{summary['run_id']}`, seed {summary['seed']}, profile `{profile_text(summary['profile'])}`, "
              + ("1 run: no confidence interval." if repeats == 1 else f"{repeats} runs per backend (median, min–max"
                 + ("; bootstrap 95 % CI)." if repeats >= 3 else ").")), ""]
     sim = summary.get("simulated")

@@ -8,6 +8,7 @@ from typing import Any
 
 from load.advice import Advice, Trial
 from load.metrics import METRICS
+from load.profiles import profile_text
 from load.report.html import plotly_js
 
 
@@ -63,7 +64,7 @@ def render(advice: Advice, profile: dict[str, Any], yaml_text: str) -> str:
 table {{ border-collapse: collapse; }} td, th {{ padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; }}
 pre {{ background: #f6f6f6; padding: 8px; }} .warn {{ color: #b00; }}</style></head><body>
 <h1>lagduel advise — {esc(advice.backend)} (simulated)</h1>
-<p>Profile {esc(json.dumps(profile))} · SLOs {esc(slos)} · {len(advice.trials)} simulated trials, each setting
+<p>Profile {esc(profile_text(profile))} · SLOs {esc(slos)} · {len(advice.trials)} simulated trials, each setting
 applied to every stage.</p>
 <p><b>{verdict}</b></p><pre>{esc(yaml_text)}</pre>
 <p>Rerun it in the emulation: <code>{esc(rerun)}</code></p>

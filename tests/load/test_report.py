@@ -87,6 +87,7 @@ def test_run_folder_and_markdown(tmp_path: Path) -> None:
     md = (folder / "summary.md").read_text()
     assert "| area under backlog" in md or "backlog" in md
     assert "**" in md and "instrument-bound" not in md
+    assert "profile `burst:baseline=10,height=90,at=5,length=5 for 20 s`" in md  # as a user would type it
     assert histograms.decode((folder / "histograms/knative-e2e.hdr").read_text().strip()).get_total_count() == 4
     table = compare_markdown([("a", summary), ("b", summary)])
     assert "(+0%)" in table
