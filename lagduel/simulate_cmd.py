@@ -42,7 +42,9 @@ from lagduel.load_cmd import TOPOLOGY_OPTION, profile_options
                    "agree: replicas within ±1 on 90 % of the samples, peak backlog and time to recover within 20 %. "
                    "Each control plane starts on the run's recorded clocks at its load's start (the KPA's tick, "
                    "KEDA's poll and the HPA's 15 s sync: the manifest's start_line control_clock); for a run without "
-                   "them, the starting line's wait is the start lead.")
+                   "them, the starting line's wait is the start lead. The run's measured data plane (pod start, the "
+                   "real HTTP hop to a replica, the baseline transit to the sink: its calibration) replaces the "
+                   "modeled one.")
 @click.option("--start-lead", "lead_s", type=click.FloatRange(0, 3600), default=None,
               help="Seconds each backend runs before the load starts (default: the pod start delay). It sets where "
                    "KEDA's polls and the HPA's 15 s syncs fall against a burst; an emulated duel's is its starting "
@@ -89,9 +91,10 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
         names = [b for b in scenario.backends if b in SIMULATED_BACKENDS]
         drain_timeout, settle = scenario.drain_timeout_s, scenario.settle_s
         clocks = scenario.clocks if lead_s is None else None
+        measured = scenario.measured
         lead_s = scenario.lead_s if lead_s is None else lead_s
     else:
-        clocks = None
+        clocks = measured = None
         try:
             profile = parse_profile(profile_spec, duration)
         except ProfileError as exc:
@@ -108,7 +111,8 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
     try:
         topology = with_partitions(topology, partitions)
         config = SimConfig(step_s=step_s, seed=seed, invalid_share=invalid_share, keys=keys,
-                           drain_timeout_s=drain_timeout, settle_s=settle, lead_s=lead_s, clocks=clocks)
+                           drain_timeout_s=drain_timeout, settle_s=settle, lead_s=lead_s, clocks=clocks,
+                           measured=measured)
     except TopologyError as exc:
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--partitions") from None
     except SimError as exc:

@@ -146,6 +146,8 @@ class Scenario:
     clocks: dict[str, dict[str, dict[str, float | None]]] | None = None
     """Per backend, its first run's control-plane clocks at the load's start (start_line `control_clock`; runs
     from before it was recorded have none): the simulator starts each policy on that phase."""
+    measured: dict[str, dict[str, Any]] | None = None
+    """Per backend, its first run's measured data plane (calibration: `pod_start_s`, `replica_hop_ms`)."""
 
 
 def scenario_of(folder: Path) -> Scenario:
@@ -159,10 +161,30 @@ def scenario_of(folder: Path) -> Scenario:
     # The first run of each backend: the one whose series are written, hence the one compared.
     clocks = {b: runs[0]["control_clock"] for b, runs in (m.get("start_line") or {}).items()
               if runs and runs[0].get("control_clock")}
-    return Scenario(from_description(m["profile"]), Topology.model_validate(m["topology"]),
+    profile = from_description(m["profile"])
+    calibration = {b: s.get("calibration") or {} for b, s in (m.get("settings_in_force") or {}).items()}
+    measured = {b: {k: c[k] for k in ("pod_start_s", "replica_hop_ms") if c.get(k)} for b, c in calibration.items()
+                if c.get("pod_start_s") or c.get("replica_hop_ms")}
+    for b in measured:
+        e2e = baseline_e2e_s(folder, b, profile.disturbance()[0])
+        if e2e is not None:
+            measured[b]["baseline_e2e_s"] = e2e
+    return Scenario(profile, Topology.model_validate(m["topology"]),
                     tuple(b for b in dict.fromkeys(b for _, b in m.get("order", []))), int(m["seed"]),
                     float(m.get("invalid_share", 0.1)), float(m.get("drain_timeout_s", 180.0)),
-                    float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None, clocks or None)
+                    float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None, clocks or None,
+                    measured or None)
+
+
+def baseline_e2e_s(folder: Path, backend: str, until_s: float) -> float | None:
+    """The run's end-to-end time before its disturbance (the median of the sink's per-second maximum): an
+    order's transit with nothing queued, Kafka hops and the sink's read included (None: under 3 such seconds)."""
+    try:
+        rows = json.loads((folder / "series" / f"{backend}.json").read_text())["sink"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+    e2e = sorted(float(r["max_e2e_ms"]) for r in rows if r["t"] < until_s and r.get("max_e2e_ms"))
+    return round(e2e[len(e2e) // 2] / 1000, 3) if len(e2e) >= 3 else None
 
 
 def check(reference: Path, simulated: Path) -> list[BackendAgreement]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import psutil
 
@@ -21,6 +22,16 @@ async def await_started(missing: Callable[[], list[str]], timeout_s: float, back
         if loop.time() >= deadline:
             raise TimeoutError(f"{backend} not started within {timeout_s:g} s: " + "; ".join(gaps))
         await asyncio.sleep(0.05)
+
+
+def measured_data_plane(cold_starts_s: Sequence[float], hops: Mapping[str, tuple[float, int]]) -> dict[str, Any]:
+    """What the emulation's data plane took beyond its modeled numbers, for the run's calibration (and for
+    `lagduel simulate --like`, which runs the same): the median pod start (the modeled pod start delay plus the
+    replica process's own start and readiness) and per stage the mean wall time of the one real HTTP hop to a
+    replica beyond the stage's emulated latency, ms. `hops`: stage → (seconds beyond the latency, summed; hops)."""
+    starts = sorted(cold_starts_s)
+    return {"pod_start_s": round(starts[len(starts) // 2], 3) if starts else None,
+            "replica_hop_ms": {name: round(max(s, 0.0) * 1000 / n, 3) for name, (s, n) in hops.items() if n}}
 
 
 class CpuMeter:

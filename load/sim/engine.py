@@ -5,7 +5,8 @@ Design. A fixed time step (`SimConfig.step_s`, 0.1 s by default) and a fluid mod
 multinomial on each partition's share of the keys, `load.sim.keys`), each consumer group finishes what its
 dispatcher and ready replicas can serve in the step, and the finished events are appended to the next
 group's partitions (minus the first stage's rejections, which go to the dead-letter topic). Commits copy
-each group's handled prefix every `emulation.commit_interval_s`. The control planes (`load.sim.controllers`)
+each group's handled prefix of half an `emulation.commit_interval_s` ago (the average over the commit timer's
+unknown phase). The control planes (`load.sim.controllers`)
 run the pure policies on the same clock at their own periods (1 s KPA observations, 2 s ticks, the
 KEDA/HPA control tick). Samples are taken every second, as the duel's sampler does. Work per step is
 O(partitions) numpy for each busy group, and never depends on the event rate: 80,000 ev/s cost what
@@ -21,13 +22,20 @@ skew inside one step is not modeled. End-to-end latency is the group-wide FIFO d
 send step, plus the stages' no-queueing transit time: exact to ±step_s per hop. Control decisions see
 state at step boundaries, so a decision is at most one step late; with the default 0.1 s step this is
 under 5 % of the KPA's 2 s tick and under 1 % of KEDA's 5 s polling interval.
+
+Against an emulated run (`simulate --like`, `SimConfig.clocks`/`measured`), the model also takes what that run
+recorded: each control plane's clock at the load's start (the HPA's 15 s sync phase against a burst sets its
+peak backlog severalfold), and what its data plane took beyond the modeled numbers — the pod start (the
+modeled delay plus the replica process's own start), the one real HTTP hop to a replica (held on the
+replica's slot) and the transit to the sink (Kafka hops), all measured by the emulation itself.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -137,7 +145,12 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     dt = config.step_s
     per_second = round(1.0 / dt)
     parts = topology.partitions
-    models = stage_models(topology, backend, config.invalid_share)
+    # An emulated run's measured data plane (simulate --like): its pod start and its real replica hop.
+    measured = (config.measured or {}).get(backend) or {}
+    if measured.get("pod_start_s"):
+        topology = topology.with_stage_overrides(emulation={"pod_start_delay_s": float(measured["pod_start_s"])})
+    real_hop_s = {st: ms / 1000 for st, ms in (measured.get("replica_hop_ms") or {}).items()}
+    models = stage_models(topology, backend, config.invalid_share, real_hop_s)
     queues = [GroupQueues(m, parts) for m in models]
     # The duel's starting line: load begins once the starting pods are ready, so the backend starts at least
     # this long before it (its policies were created then, as the emulated backend's are).
@@ -156,17 +169,22 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     sent_by = cumulative_sent(profile, dt, load_steps)
     rng = np.random.default_rng(config.seed)
     weights = partition_weights(config.keys, parts)
-    # Commits every commit interval, half an interval out of phase with the samples and control ticks: the
-    # emulation's commit timers start with each dispatcher, so a reading sees on average half an interval of
-    # finished-but-uncommitted events (in phase, every reading would fall just after a commit).
-    commit_steps = max(round(topology.emulation.commit_interval_s / dt), 1)
+    # Commits: each dispatcher commits its handled prefix every commit interval on a timer of its own, which
+    # starts with it and drifts by its loop's latency at every commit (pipeline/delivery/dispatcher.py
+    # `_consume_loop`), so against the samples, KEDA's polls and the HPA's syncs its phase is unknown. A reading
+    # at an unknown phase sees on average the prefix handled half an interval ago: the model commits that,
+    # continuously (a fixed phase would put some readings just after every commit, an empty lag at low rates,
+    # and KEDA would cool a busy function down to zero).
+    commit_delay = max(round(topology.emulation.commit_interval_s / dt), 1) // 2
     timelines = [TopicTimeline() for _ in queues]
     bounds = _report_bounds(parts)
 
     out_steps: list[int] = []
     dlq_steps: list[int] = []
     seconds: list[PipelineSecond] = []
-    books = _Books()
+    # An emulated run's measured end-to-end transit at its baseline, beyond what the model charges (simulate --like).
+    extra_s = max(float(measured.get("baseline_e2e_s") or 0.0) - sum(m.transit_s for m in models), 0.0)
+    books = _Books(delay_steps=round(extra_s / dt))
     drained_at: float | None = None
     stop_at: float | None = None
     k = 0
@@ -194,13 +212,14 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
             if n:
                 queues[0].append(rng.multinomial(n, weights), n)
                 books.sent += n
+        books.step = k
         _serve(controls, queues, dt, books)
+        books.arrive()
         out_steps.append(books.delivered)
         dlq_steps.append(books.dead)
         k += 1
-        if (k - lead_steps) % commit_steps == commit_steps // 2:
-            for q in queues:
-                q.commit()
+        for q in queues:
+            q.commit(commit_delay)
 
     cum_out = np.asarray(out_steps, dtype=np.int64)
     cum_dlq = np.asarray(dlq_steps, dtype=np.int64)
@@ -221,6 +240,23 @@ class _Books:
     dead: int = 0
     rejected: int = 0
     """Rejected by the first stage so far (the dead-letter topic's count)."""
+    delay_steps: int = 0
+    """Steps a finished order takes to reach the sink beyond the modeled hops: an emulated run's measured transit
+    (simulate --like: its Kafka produce→fetch hops between the stages and to the sink, which the model does not
+    otherwise charge); 0 otherwise. Dead-lettered orders are not delayed."""
+    transit: deque[tuple[int, int]] = field(default_factory=deque)
+    """(step it reaches the sink, orders) of finished orders on their way."""
+    step: int = 0
+
+    def deliver(self, n: int) -> None:
+        if self.delay_steps:
+            self.transit.append((self.step + self.delay_steps, n))
+        else:
+            self.delivered += n
+
+    def arrive(self) -> None:
+        while self.transit and self.transit[0][0] <= self.step:
+            self.delivered += self.transit.popleft()[1]
 
 
 def _serve(controls: list[StageControl], queues: list[GroupQueues], dt: float, books: _Books) -> None:
@@ -242,7 +278,7 @@ def _serve(controls: list[StageControl], queues: list[GroupQueues], dt: float, b
         if g + 1 < len(queues):
             queues[g + 1].append(done, n)
         else:
-            books.delivered += n
+            books.deliver(n)
 
 
 def _report_bounds(parts: int) -> np.ndarray | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -56,6 +56,10 @@ class SimConfig:
     manifest's start_line `control_clock`: KPA created/observed/next tick; KEDA's next poll and the HPA's next
     sync). When given for a backend, its lead is the clock's age and its policies are put on the same phase at
     the load's start, instead of `lead_s`."""
+    measured: Mapping[str, Mapping[str, Any]] | None = None
+    """Per backend, what an emulated run's data plane measured beyond the modeled numbers (its calibration's
+    `pod_start_s` and per-stage `replica_hop_ms`, `pipeline.emulation.measured_data_plane`): `simulate --like`
+    runs the same pod start and adds the real HTTP hop to each replica's slot time, as the emulation pays them."""
 
     def __post_init__(self) -> None:
         ratio = self.step_s / PROFILE_GRID_S
@@ -103,10 +107,14 @@ class StageModel:
         return self.service_s + self.after_s
 
 
-def stage_models(topology: Topology, backend: Backend, invalid_share: float) -> list[StageModel]:
+def stage_models(topology: Topology, backend: Backend, invalid_share: float,
+                 real_hop_s: Mapping[str, float] | None = None) -> list[StageModel]:
     """The consumer groups in pipeline order: Knative's KafkaSource first (a group of its own, ordered,
-    costing the broker-ingress hop, pipeline/knative/source.py), then one per stage."""
+    costing the broker-ingress hop, pipeline/knative/source.py), then one per stage. `real_hop_s`: per stage,
+    an emulated run's measured wall time of its one real HTTP hop to a replica, held on the replica's slot
+    (Revision.handle reserves the pod, Gateway.invoke the watchdog's slot, for the whole call)."""
     emu = topology.emulation
+    real = real_hop_s or {}
     hops = emu.hops
     out: list[StageModel] = []
     if backend == "knative":
@@ -116,13 +124,15 @@ def stage_models(topology: Topology, backend: Backend, invalid_share: float) -> 
         rejects = invalid_share if i == 0 else 0.0
         ordered = st.delivery.ordering == "ordered"
         if backend == "knative":
-            out.append(StageModel(st.name, st.concurrency, st.latency_s + hops.queue_proxy_ms / 1000,
+            out.append(StageModel(st.name, st.concurrency,
+                                  st.latency_s + hops.queue_proxy_ms / 1000 + real.get(st.name, 0.0),
                                   hops.broker_ingress_ms / 1000, emu.knative.trigger_max_in_flight, ordered, rejects,
                                   hops.activator_ms / 1000, emu.knative.queue_depth_per_slot))
         elif backend == "openfaas":
             # ConnectorConfig.for_stage: connector_in_flight, 0 = concurrency × max_replicas.
             in_flight = emu.openfaas.connector_in_flight or st.concurrency * st.max_replicas
-            out.append(StageModel(st.name, st.concurrency, st.latency_s, (hops.gateway_ms + hops.watchdog_ms) / 1000,
+            out.append(StageModel(st.name, st.concurrency, st.latency_s + real.get(st.name, 0.0),
+                                  (hops.gateway_ms + hops.watchdog_ms) / 1000,
                                   in_flight, ordered, rejects))
         else:
             out.append(StageModel(st.name, native_slots(st), st.latency_s, 0.0, native_slots(st), ordered, rejects))

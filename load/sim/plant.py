@@ -2,8 +2,8 @@
 
 A fluid model with integer counts. Per partition the group's input topic has a log end, a handled count
 (the contiguous prefix finished: offsets are committed only below fully handled events on every backend,
-pipeline/delivery/dispatcher.py) and a committed offset, copied from the handled count every commit
-interval (`emulation.commit_interval_s`). Events are not tracked one by one: each step the stage finishes
+pipeline/delivery/dispatcher.py) and a committed offset, the handled count of half a commit interval
+(`emulation.commit_interval_s`) ago: what a reading at an unknown phase of the commit timer sees on average. Events are not tracked one by one: each step the stage finishes
 
     rate = min(in_flight / (service + after), slots / service)          (Little's law, both servers)
 
@@ -17,6 +17,7 @@ created or lost. The finished events are taken from the partitions in proportion
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -82,6 +83,7 @@ class GroupQueues:
     in_flight: float = 0.0
     """Events the dispatcher had out during the last step."""
     _credit: float = 0.0
+    _handled_before: deque[np.ndarray] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
         p = self.partitions
@@ -127,10 +129,15 @@ class GroupQueues:
         self.in_flight = min(in_flight, n / dt * (service + m.after_s) + self.pending)
         return done
 
-    def commit(self) -> None:
-        """A commit round: every partition's committed offset moves to its handled prefix."""
-        np.copyto(self.committed, self.handled)
-        self.has_commit |= self.handled > 0
+    def commit(self, delay_steps: int = 0) -> None:
+        """Called every step: every partition's committed offset moves to its handled prefix of `delay_steps`
+        steps ago (half a commit interval: what a reading at an unknown phase of the commit timer sees on
+        average, `load.sim.engine`)."""
+        self._handled_before.append(self.handled.copy())
+        if len(self._handled_before) <= delay_steps:
+            return
+        np.copyto(self.committed, self._handled_before.popleft())
+        self.has_commit |= self.committed > 0
 
     @property
     def lag(self) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.delivery import HttpSender, Supervised
-from pipeline.emulation import CpuMeter, await_started
+from pipeline.emulation import CpuMeter, await_started, measured_data_plane
 from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.knative.manifests import kpa_annotations, source_group, trigger_group, trigger_name
 from pipeline.knative.revision import Revision
@@ -145,7 +145,10 @@ class KnativeBackend:
         and the dispatchers' delivery-report threads; not the replica processes) per event per stage hop."""
         threads = [tid for sup in self._supervised() for w in sup.workers for tid in w.dispatcher.thread_ids]
         stage_events = sum(s.processed for k, s in self.trigger_stats.items() if k != "output")
-        return self._cpu.calibration(threads, stage_events, len(self.topology.stages))
+        revs = self.revisions.values()
+        return {**self._cpu.calibration(threads, stage_events, len(self.topology.stages)),
+                **measured_data_plane([s for r in revs for s in r.stats.cold_start_s],
+                                      {n: (r.stats.hop_s, r.stats.hops) for n, r in self.revisions.items()})}
 
     def status(self) -> list[StageStatus]:
         out = []

@@ -59,6 +59,9 @@ class RevisionStats:
     crashed: int = 0
     cold_starts: int = 0
     cold_start_s: list[float] = field(default_factory=list)
+    hop_s: float = 0.0
+    """Wall time of the real HTTP hops to the replicas beyond the stage's emulated latency, summed."""
+    hops: int = 0
     last: ScaleDecision | None = None
 
 
@@ -272,7 +275,10 @@ class Revision:
         try:
             if hop_s > 0:
                 await asyncio.sleep(hop_s)
+            began = time.monotonic()
             status, reply_headers, content = await self._http1.post("127.0.0.1", pod.process.port, "/", headers, body)
+            self.stats.hop_s += max(time.monotonic() - began - self.stage.latency_s, 0.0)
+            self.stats.hops += 1
             return Reply(status, reply_headers, content)
         except OSError as exc:
             if not pod.process.alive():

@@ -31,7 +31,7 @@ from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.delivery import HttpSender, Supervised
-from pipeline.emulation import CpuMeter, await_started
+from pipeline.emulation import CpuMeter, await_started, measured_data_plane
 from pipeline.openfaas.connector import (
     THROTTLE_MAX_WAIT_S, ConnectorConfig, ConnectorMetrics, FunctionConnector, connector_group,
 )
@@ -194,7 +194,11 @@ class OpenFaasBackend:
         stage hop."""
         threads = [tid for sup in self.connectors.values() for w in sup.workers for tid in w.dispatcher.thread_ids]
         stage_events = sum(m.processed for m in self.connector_metrics.values())
-        return self._cpu.calibration(threads, stage_events, len(self.topology.stages))
+        g = self.gateway
+        hops = {st.name: (g.hop_s.get(st.name, 0.0) - g.hops.get(st.name, 0) * st.latency_s, g.hops.get(st.name, 0))
+                for st in self.topology.stages} if g else {}
+        return {**self._cpu.calibration(threads, stage_events, len(self.topology.stages)),
+                **measured_data_plane([s for r in self.replicas.values() for s in r.cold_start_s], hops)}
 
     # -- control plane ---------------------------------------------------------------------------
     async def _control_loop(self) -> None:

@@ -85,6 +85,9 @@ class Gateway:
         self.registry = registry or CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
         self.codes: dict[str, dict[str, int]] = {name: {} for name in functions}
+        # The one real HTTP hop per invocation (gateway → replica, the function's run included), summed per function.
+        self.hop_s: dict[str, float] = {}
+        self.hops: dict[str, int] = {}
         self.held: dict[str, int] = {name: 0 for name in functions}
         self._min = min_replicas
         # One keep-alive pool for every replica, made in the running loop on first use
@@ -148,8 +151,12 @@ class Gateway:
                     await asyncio.sleep(self.config.hop_s)
                 if method == "POST":  # the hot path: the lean keep-alive client
                     host, _, port = url.removeprefix("http://").rpartition(":")
+                    began = time.monotonic()
                     status, out, content = await self._http1.post(host, int(port), "/" + path, headers, body,
                                                                   self.config.upstream_timeout_s)
+                    if status != 429:
+                        self.hop_s[name] = self.hop_s.get(name, 0.0) + time.monotonic() - began
+                        self.hops[name] = self.hops.get(name, 0) + 1
                     out = {k: v for k, v in out.items() if k not in _HOP}
                 else:
                     async with self._client().request(method, f"{url}/{path}", headers=headers, data=body,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class FunctionReplicas:
         self.stage = stage
         self.desired = 0
         self.cold_starts = 0
+        self.cold_start_s: list[float] = []
+        """Each new replica's start: from being asked for to ready (the pod start delay plus the process's own)."""
         self._argv = python_module("pipeline.openfaas.watchdog", "--stage", stage.name,
                                    "--topology", str(topology_file), "--port", "{port}")
         self._delay = pod_start_delay_s
@@ -88,6 +91,7 @@ class FunctionReplicas:
 
     async def _start(self, serial: int) -> None:
         replica = ReplicaProcess(f"{self.stage.name}-{serial}", self._argv, ready_path="/_/health", env=self._env)
+        began = time.monotonic()
         try:
             await asyncio.sleep(self._delay)
             replica.spawn()
@@ -104,6 +108,7 @@ class FunctionReplicas:
         self._starting.pop(serial, None)
         self._ready.append(replica)
         self.cold_starts += 1
+        self.cold_start_s.append(time.monotonic() - began)
         self.changed.set()
         if self.on_ready is not None:
             self.on_ready(self.stage.concurrency)

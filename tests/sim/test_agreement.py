@@ -53,3 +53,18 @@ def test_like_reads_each_backends_recorded_clocks_from_its_first_run(tmp_path: P
     manifest["start_line"]["openfaas"] = [{"waited_s": 2.0, "control_clock": clock}, {"waited_s": 2.5}]
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert scenario_of(folder).clocks == {"openfaas": clock}
+
+
+def test_like_reads_each_backends_measured_data_plane(tmp_path: Path) -> None:
+    run = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path), "--backends", "openfaas", "--settle", "0"])
+    assert run.exit_code == 0, run.output
+    folder = Path(run.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    assert scenario_of(folder).measured is None
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["settings_in_force"]["openfaas"]["calibration"] = {"pod_start_s": 2.6, "replica_hop_ms": {"score": 5.5}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    measured = scenario_of(folder).measured
+    assert measured is not None and measured["openfaas"]["pod_start_s"] == 2.6
+    assert measured["openfaas"]["replica_hop_ms"] == {"score": 5.5}
+    # The sink's per-second maximum end-to-end time before the burst (at 10 s): the simulation's own transit.
+    assert 0.05 < measured["openfaas"]["baseline_e2e_s"] < 0.2

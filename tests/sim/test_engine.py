@@ -133,3 +133,21 @@ def test_an_emulated_runs_recorded_clocks_put_the_hpa_and_kpa_on_its_phase() -> 
     # Revision.control_clock: the KPA decides on its 2 s ticks, on the run's phase (burst at 10 s).
     assert first_scale_out("knative", {"created_s": 5.0, "last_observe_s": -0.5, "next_tick_s": 0.5}) == 11.0
     assert first_scale_out("knative", {"created_s": 5.0, "last_observe_s": -0.5, "next_tick_s": 1.5}) == 12.0
+
+
+def test_an_emulated_runs_measured_data_plane_slows_the_replicas_their_start_and_the_transit() -> None:
+    def run(**measured: object) -> SimRun:
+        return simulate(load_topology(), Burst(), "openfaas", SimConfig(lead_s=5.0, measured={"openfaas": measured}))
+
+    def ready_at(r: SimRun) -> float:
+        return next(s.t for s in r.seconds if next(g.ready for g in s.stages if g.stage == "score") > 1)
+
+    plain = run()
+    peak = max(s.backlog for s in plain.seconds)
+    # A score replica holding its slot 30 ms more per event (the real HTTP hop) carries 4 / 80 ms = 50 ev/s, not 80.
+    assert max(s.backlog for s in run(replica_hop_ms={"score": 30.0}).seconds) > peak * 1.2
+    assert ready_at(run(pod_start_s=4.0)) == ready_at(plain) + 2  # pods take 4 s instead of the modeled 2 s
+    # Finished orders reach the sink 0.3 s later than the model's own transit: in the backlog meanwhile.
+    slow = run(baseline_e2e_s=0.3 + sum(m.transit_s for m in plain.models))
+    assert slow.delivered == plain.delivered and slow.drained
+    assert min(s.backlog for s in slow.seconds[3:8]) > 0 == max(s.backlog for s in plain.seconds[3:8])
