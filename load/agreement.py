@@ -24,6 +24,10 @@ REPLICA_TOLERANCE = 1
 REPLICA_SHARE = 0.9
 METRIC_SHARE = 0.2
 METRICS = ("peak_backlog", "time_to_recover_s")
+DUEL_ACKED_AGE_S = 0.125
+"""How old, on average, the acknowledged count is when a duel's 1 s sample reads it: the generator reports it
+after each 0.25 s wait for its workers (load/generator.py `run_load` → load/backend_run.py `progressed`), so a
+duel's backlog (acknowledged − out) misses on average 0.125 s of orders; a simulation of the duel reads it alike."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ def scenario_of(folder: Path) -> Scenario:
         e2e = baseline_e2e_s(folder, b, profile.disturbance()[0])
         if e2e is not None:
             measured[b]["baseline_e2e_s"] = e2e
+        measured[b]["acked_age_s"] = DUEL_ACKED_AGE_S
     return Scenario(profile, Topology.model_validate(m["topology"]),
                     tuple(b for b in dict.fromkeys(b for _, b in m.get("order", []))), int(m["seed"]),
                     float(m.get("invalid_share", 0.1)), float(m.get("drain_timeout_s", 180.0)),

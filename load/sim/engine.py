@@ -184,7 +184,8 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     seconds: list[PipelineSecond] = []
     # An emulated run's measured end-to-end transit at its baseline, beyond what the model charges (simulate --like).
     extra_s = max(float(measured.get("baseline_e2e_s") or 0.0) - sum(m.transit_s for m in models), 0.0)
-    books = _Books(delay_steps=round(extra_s / dt))
+    books = _Books(delay_steps=round(extra_s / dt),
+                   acked_age_steps=round(float(measured.get("acked_age_s") or 0.0) / dt))
     drained_at: float | None = None
     stop_at: float | None = None
     k = 0
@@ -247,6 +248,9 @@ class _Books:
     transit: deque[tuple[int, int]] = field(default_factory=deque)
     """(step it reaches the sink, orders) of finished orders on their way."""
     step: int = 0
+    acked_age_steps: int = 0
+    """Steps the acknowledged count is old when a sample reads it: an emulated duel reads the generator's count
+    as last reported (simulate --like, `measured["acked_age_s"]`); 0 otherwise."""
 
     def deliver(self, n: int) -> None:
         if self.delay_steps:
@@ -325,9 +329,12 @@ def _sample(t: float, queues: list[GroupQueues], controls: list[StageControl], f
         return (i + (seq - lo) / max(hi - lo, 1)) * dt
 
     age = oldest_age_s(accounted, intended_s, t) if books.sent > accounted else 0.0
+    # The acknowledged count as the duel reads it (simulate --like): the generator's as last reported.
+    j = round(t / dt) - books.acked_age_steps
+    acked = books.sent if not books.acked_age_steps else int(sent_by[min(j, len(sent_by)) - 1]) if j > 0 else 0
     return PipelineSecond(
-        t=t, acked=books.sent, accounted=accounted, time_lag_s=round(age, 3), input_end=books.sent,
-        produce_rate=float(books.sent - prev.acked) if prev else 0.0, output_end=books.delivered,
+        t=t, acked=acked, accounted=accounted, time_lag_s=round(age, 3), input_end=books.sent,
+        produce_rate=float(books.sent - prev.input_end) if prev else 0.0, output_end=books.delivered,
         output_rate=float(books.delivered - prev.output_end) if prev else 0.0, dead_letter_end=books.dead,
         stages=tuple(groups[first_stage:]), groups=tuple(groups[:first_stage]))
 

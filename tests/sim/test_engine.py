@@ -151,3 +151,8 @@ def test_an_emulated_runs_measured_data_plane_slows_the_replicas_their_start_and
     slow = run(baseline_e2e_s=0.3 + sum(m.transit_s for m in plain.models))
     assert slow.delivered == plain.delivered and slow.drained
     assert min(s.backlog for s in slow.seconds[3:8]) > 0 == max(s.backlog for s in plain.seconds[3:8])
+    # A duel reads the generator's acknowledged count as last reported: 0.2 s old, 2 steps of orders fewer.
+    aged = run(acked_age_s=0.2)
+    assert all(a.acked <= p.acked for a, p in zip(aged.seconds, plain.seconds))
+    assert aged.seconds[12].acked == plain.seconds[12].acked - round(0.2 * Burst().rate(11.9))
+    assert aged.delivered == plain.delivered and aged.drained
