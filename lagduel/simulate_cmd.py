@@ -93,6 +93,8 @@ def simulate(profile_spec: str, duration: float | None, seed: int, invalid_share
         clocks = scenario.clocks if lead_s is None else None
         measured = scenario.measured
         lead_s = scenario.lead_s if lead_s is None else lead_s
+        if click.get_current_context().get_parameter_source("keys") is click.core.ParameterSource.DEFAULT:
+            keys = scenario.keys
     else:
         clocks = measured = None
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from load.profiles import Profile, from_description
 from load.runfolder import read_summary
+from pipeline.keys import KeySpec, parse_keys
 from pipeline.topology import Topology
 
 REPLICA_TOLERANCE = 1
@@ -152,6 +153,8 @@ class Scenario:
     from before it was recorded have none): the simulator starts each policy on that phase."""
     measured: dict[str, dict[str, Any]] | None = None
     """Per backend, its first run's measured data plane (calibration: `pod_start_s`, `replica_hop_ms`)."""
+    keys: KeySpec = KeySpec()
+    """How the run drew its orders' keys (manifest `keys`; uniform for runs from before it was recorded)."""
 
 
 def scenario_of(folder: Path) -> Scenario:
@@ -178,7 +181,7 @@ def scenario_of(folder: Path) -> Scenario:
                     tuple(b for b in dict.fromkeys(b for _, b in m.get("order", []))), int(m["seed"]),
                     float(m.get("invalid_share", 0.1)), float(m.get("drain_timeout_s", 180.0)),
                     float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None, clocks or None,
-                    measured or None)
+                    measured or None, parse_keys(m.get("keys", "uniform")))
 
 
 def baseline_e2e_s(folder: Path, backend: str, until_s: float) -> float | None:

@@ -56,7 +56,8 @@ def run_simulation(backends: Sequence[Backend], topology: Topology, profile: Pro
     run_id = run_id or new_sim_id()
     sims = {b: simulate(topology, profile, b, config, lambda t, b=b: on_progress(b, t)) for b in backends}
     runs = {b: [backend_run(sim, run_id, profile)] for b, sim in sims.items()}
-    plan = DuelPlan(profile, config.seed, config.invalid_share, None, 1, 0.0, config.drain_timeout_s, config.settle_s)
+    plan = DuelPlan(profile, config.seed, config.invalid_share, None, 1, 0.0, config.drain_timeout_s, config.settle_s,
+                    keys=config.keys)
     summary = build_summary(run_id, topology, plan, runs, {}, rules, None, slos, NO_INSTRUMENT)
     mark_simulated(summary, config, topology)
     series = {b: {"samples": series_rows(rs[0]), "sink": rs[0].sink_series, "cpu": [],

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from lagduel.cli import main
 from load.agreement import MetricAgreement, replica_shares, scenario_of
 from load.profiles import Burst
+from pipeline.keys import KeySpec
 
 
 def test_replica_timelines_are_paired_by_nearest_time() -> None:
@@ -68,3 +69,16 @@ def test_like_reads_each_backends_measured_data_plane(tmp_path: Path) -> None:
     assert measured["openfaas"]["replica_hop_ms"] == {"score": 5.5}
     # The sink's per-second maximum end-to-end time before the burst (at 10 s): the simulation's own transit.
     assert 0.05 < measured["openfaas"]["baseline_e2e_s"] < 0.2
+
+
+def test_like_draws_the_keys_the_run_drew_unless_told_otherwise(tmp_path: Path) -> None:
+    run = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "a"), "--backends", "openfaas",
+                                    "--settle", "0", "--keys", "hot:share=0.7"])
+    assert run.exit_code == 0, run.output
+    folder = Path(run.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    assert scenario_of(folder).keys == KeySpec("hot", share=0.7)
+    for extra, keys in (([], "hot:share=0.7"), (["--keys", "uniform"], "uniform")):
+        again = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / keys), "--like", str(folder), *extra])
+        assert again.exit_code == 0, again.output
+        copy = Path(again.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+        assert json.loads((copy / "manifest.json").read_text())["keys"] == keys
