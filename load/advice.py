@@ -126,22 +126,22 @@ PHASES = 5
 """Start leads per trial, spread evenly over one control period."""
 
 
-def leads(topology: Topology, backend: Backend, config: SimConfig) -> list[float]:
+def leads(topology: Topology, backend: Backend, config: SimConfig, phases: int = PHASES) -> list[float]:
     """The start leads a trial runs at: the configured one (default: the pod start delay) plus fractions of the
     backend's control period (openfaas: the HPA sync period; knative: the KPA tick)."""
     emu = topology.emulation
     base = config.lead_s if config.lead_s is not None else emu.pod_start_delay_s
     period = emu.openfaas.hpa_sync_period_s if backend == "openfaas" else emu.knative.tick_s
-    return [round(base + period * i / PHASES, 2) for i in range(PHASES)]
+    return [round(base + period * i / phases, 2) for i in range(phases)]
 
 
 def trial(topology: Topology, profile: Profile, backend: Backend, settings: dict[str, Any], slos: Sequence[Slo],
-          config: SimConfig, rules: RecoveryRules) -> Trial:
+          config: SimConfig, rules: RecoveryRules, phases: int = PHASES) -> Trial:
     """The settings at every phase of `leads`: the SLO results and metric of the worst phase, the mean cost."""
     topo = topology.with_stage_overrides(**nested(settings))
     worst: Trial | None = None
     costs = []
-    for lead in leads(topo, backend, config):
+    for lead in leads(topo, backend, config, phases):
         run = backend_run(simulate(topo, profile, backend, replace(config, lead_s=lead)), "advise", profile)
         headline = backend_summary(run, profile.disturbance(), rules, NO_INSTRUMENT)["headline"]
         costs.append(float(headline["replica_seconds"]))
@@ -181,7 +181,7 @@ def _miss(t: Trial, slos: Sequence[Slo]) -> float:
 
 def advise(topology: Topology, profile: Profile, backend: Backend, slos: Sequence[Slo],
            config: SimConfig = SimConfig(), rules: RecoveryRules = RecoveryRules(),
-           on_trial: Callable[[Trial, int], None] = lambda _t, _n: None) -> Advice:
+           on_trial: Callable[[Trial, int], None] = lambda _t, _n: None, phases: int = PHASES) -> Advice:
     primary, secondary = KNOBS[backend]
     base = current(topology.stages[0], (*primary, *secondary))
     trials: list[Trial] = []
@@ -190,7 +190,7 @@ def advise(topology: Topology, profile: Profile, backend: Backend, slos: Sequenc
         for t in trials:
             if t.settings == settings:
                 return t
-        t = trial(topology, profile, backend, settings, slos, config, rules)
+        t = trial(topology, profile, backend, settings, slos, config, rules, phases)
         trials.append(t)
         on_trial(t, len(trials))
         return t

@@ -192,9 +192,11 @@ async def run_backend(name: str, base: Topology, settings: KafkaSettings, plan: 
                     raise
                 acked[0] = result.acked
                 live.phase = "drain"
+                on_live(live)  # each phase is shown as it starts, however short (a drain can take less than a sample)
                 drained, drain_s = await _drain(sink, samples, result.acked, plan.drain_timeout_s)
                 sink.close_drain_window()  # from here on, an order that still arrives is late, not lost
                 live.phase = "settle" if plan.settle_s else "done"
+                on_live(live)
                 await asyncio.sleep(plan.settle_s)
             finally:
                 stop.set()

@@ -17,11 +17,12 @@ from pipeline.topology import load_topology
 
 SHORT = Burst()  # the demo burst: 200 ev/s for 15 s, after a first HPA sync has passed
 QUICK = SimConfig(step_s=0.2, settle_s=5, drain_timeout_s=60)
+PHASES = 2  # start leads per trial here (the command's 5 are what the command test runs)
 
 
 def test_openfaas_advice_is_the_cheapest_trial_that_meets_the_slo_as_scaledobject_fields() -> None:
     slo = parse_slo("time_lag.p99<3s")
-    a = advise(load_topology(), SHORT, "openfaas", [slo], QUICK)
+    a = advise(load_topology(), SHORT, "openfaas", [slo], QUICK, phases=PHASES)
     assert a.met and a.best.passed
     assert a.best.cost == min(t.cost for t in a.trials if t.passed)
     meta = yaml.safe_load(recommended_yaml(a))["spec"]["triggers"][0]["metadata"]
@@ -32,14 +33,14 @@ def test_openfaas_advice_is_the_cheapest_trial_that_meets_the_slo_as_scaledobjec
 
 
 def test_knative_advice_prints_the_annotations() -> None:
-    a = advise(load_topology(), SHORT, "knative", [parse_slo("time_lag.p99<3s")], QUICK)
+    a = advise(load_topology(), SHORT, "knative", [parse_slo("time_lag.p99<3s")], QUICK, phases=PHASES)
     notes = yaml.safe_load(recommended_yaml(a))["spec"]["template"]["metadata"]["annotations"]
     assert notes["autoscaling.knative.dev/target"] == f"{a.best.settings['knative.target']:g}"
     assert a.met and len(a.trials) > 20
 
 
 def test_an_slo_no_setting_meets_gives_the_closest_and_says_so() -> None:
-    a = advise(load_topology(), SHORT, "openfaas", [parse_slo("peak_backlog<0")], QUICK)
+    a = advise(load_topology(), SHORT, "openfaas", [parse_slo("peak_backlog<0")], QUICK, phases=PHASES)
     assert not a.met and not any(t.passed for t in a.trials)
     assert a.best.metric == min(t.metric for t in a.trials if t.metric is not None)
 
