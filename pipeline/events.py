@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote, unquote
 
 import orjson
 from cloudevents.core.bindings import http as ce_http
@@ -24,7 +27,8 @@ from cloudevents.core.v1.event import CloudEvent
 __all__ = [
     "Bookkeeping", "CloudEvent", "EventError", "KafkaRecord", "Mode",
     "new_event", "successor", "dead_letter", "bookkeeping_of", "data_of", "rejection_reason",
-    "to_kafka", "from_kafka", "poison_record", "is_cloudevent_record", "to_http", "from_http", "BinaryRecordTemplate",
+    "to_kafka", "from_kafka", "poison_record", "is_cloudevent_record", "to_http", "from_http", "encode_header_value",
+    "BinaryRecordTemplate",
 ]
 
 Mode = Literal["binary", "structured"]
@@ -232,10 +236,80 @@ class BinaryRecordTemplate:
 
 
 # HTTP ----------------------------------------------------------------------
+#
+# Binary mode maps attribute by attribute (HTTP binding §3.1.3): `ce-<name>` headers, percent-encoded
+# where a value has space, `"`, `%` or anything outside printable ASCII; `content-type` for
+# datacontenttype; the data as the body. The stage replicas answer every event this way, so the
+# mapping is done here, header by header, as the SDK's binding does it but without its per-header
+# quote()/isoparse() and json module calls (a test holds both to the same events); the SDK's
+# CloudEvent still makes and validates every event.
+
+_NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+_JSON_TYPE = JSONFormat.JSON_CONTENT_TYPE_PATTERN
+
+
+def encode_header_value(value: str) -> str:
+    """An attribute value as an HTTP header value: percent-encoded only where the binding asks for it."""
+    return quote(value, safe=_SAFE) if _NEEDS_ENCODING.search(value) else value
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return str(value)
+
 
 def to_http(event: CloudEvent, mode: Mode = "binary") -> tuple[dict[str, str], bytes]:
-    msg = ce_http.to_binary(event, _FORMAT) if mode == "binary" else ce_http.to_structured(event, _FORMAT)
-    return dict(msg.headers), msg.body
+    if mode != "binary":
+        msg = ce_http.to_structured(event, _FORMAT)
+        return dict(msg.headers), msg.body
+    headers: dict[str, str] = {}
+    for name, value in event.get_attributes().items():
+        if value is None:
+            continue
+        if name == "datacontenttype":
+            headers["content-type"] = str(value)
+        else:
+            headers["ce-" + name] = encode_header_value(_attribute_text(value))
+    data = event.get_data()
+    ctype = headers.get("content-type")
+    if isinstance(data, dict) and (ctype is None or _JSON_TYPE.match(ctype)):
+        try:
+            return headers, orjson.dumps(data)
+        except TypeError:  # a value orjson does not take: the SDK's own encoder decides
+            pass
+    return headers, _FORMAT.write_data(data, ctype)
+
+
+def _binary_event(h: Mapping[str, str], body: bytes) -> CloudEvent:
+    """A binary-mode request's event (header names lower-cased), mapped as the SDK's binding maps it."""
+    attrs: dict[str, Any] = {}
+    for name, value in h.items():
+        if name.startswith("ce-"):
+            attr = name[3:]
+            text = unquote(value) if "%" in value else value
+            if attr == "time":
+                try:
+                    attrs[attr] = datetime.fromisoformat(text)
+                except ValueError:  # RFC 3339 forms fromisoformat lacks: the SDK's own parser decides
+                    attrs[attr] = ce_http._decode_header_value(attr, text)
+            else:
+                attrs[attr] = text
+        elif name == "content-type":
+            attrs["datacontenttype"] = value
+    data: Any = None
+    if body:
+        ctype = attrs.get("datacontenttype") or JSONFormat.DEFAULT_CONTENT_TYPE
+        if _JSON_TYPE.match(ctype):
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:  # not JSON after all: text or bytes, as the SDK reads it
+                data = _FORMAT.read_data(body, ctype)
+        else:
+            data = _FORMAT.read_data(body, ctype)
+    return CloudEvent(attrs, data)
 
 
 def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
@@ -244,9 +318,11 @@ def from_http(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     if "ce-specversion" not in h and not structured:
         raise EventError("request is not a CloudEvent: no ce-specversion header and no application/cloudevents+json body")
     try:
-        if structured and "ce-specversion" not in h:
-            _check_structured(body)
-        return ce_http.from_http(ce_http.HTTPMessage(headers=h, body=body), _FORMAT, CloudEvent)
+        if structured:
+            if "ce-specversion" not in h:
+                _check_structured(body)
+            return ce_http.from_http(ce_http.HTTPMessage(headers=h, body=body), _FORMAT, CloudEvent)
+        return _binary_event(h, body)
     except EventError:
         raise
     except Exception as exc:  # the SDK raises whatever its parser meets (AttributeError on a JSON array, ...)

@@ -9,19 +9,12 @@ generator); records that are not binary mode (structured, or not CloudEvents) go
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
-from pipeline.events import KafkaRecord
+from pipeline.events import KafkaRecord, encode_header_value
 
-_NEEDS_ENCODING = re.compile(r'[^\x21-\x7e]|["%]')
 _REQUIRED = ("ce-specversion", "ce-id", "ce-source", "ce-type")
-
-
-def _encode(value: str) -> str:
-    return quote(value, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')) \
-        if _NEEDS_ENCODING.search(value) else value
 
 
 def http_headers_of_record(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str] | None:
@@ -33,7 +26,7 @@ def http_headers_of_record(headers: Iterable[tuple[str, bytes | None]] | None) -
             continue
         if name.startswith("ce_"):
             value = raw.decode("utf-8")
-            out["ce-" + name[3:]] = _encode(value)
+            out["ce-" + name[3:]] = encode_header_value(value)
             binary = binary or name == "ce_specversion"
         elif name == "content-type":
             out["content-type"] = raw.decode("latin-1")
