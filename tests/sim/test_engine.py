@@ -12,6 +12,7 @@ from load.sim.model import SimConfig
 from pipeline.topology import Topology, load_topology
 
 BURST = Burst(baseline=20, height=800, at=10, length=30, duration_s=60)
+TALL = Burst(height=180.0)  # 200 ev/s for 15 s: the KPA panics at its first tick in the burst
 
 
 def _wide(**more: object) -> Topology:
@@ -26,9 +27,9 @@ def _desired(run: SimRun, stage: str) -> list[int]:
 @pytest.mark.parametrize("backend", ["knative", "openfaas", "native"])
 def test_the_same_seed_gives_the_same_run_and_another_seed_another_spread(backend: str) -> None:
     topo = load_topology()
-    a = simulate(topo, Burst(), backend, SimConfig(seed=3))  # type: ignore[arg-type]
-    b = simulate(topo, Burst(), backend, SimConfig(seed=3))  # type: ignore[arg-type]
-    c = simulate(topo, Burst(), backend, SimConfig(seed=4))  # type: ignore[arg-type]
+    a = simulate(topo, TALL, backend, SimConfig(seed=3))  # type: ignore[arg-type]
+    b = simulate(topo, TALL, backend, SimConfig(seed=3))  # type: ignore[arg-type]
+    c = simulate(topo, TALL, backend, SimConfig(seed=4))  # type: ignore[arg-type]
     assert a.seconds == b.seconds and a.e2e_us == b.e2e_us and a.sink_seconds == b.sink_seconds
     assert [s.stages[0].partition_lag for s in a.seconds] != [s.stages[0].partition_lag for s in c.seconds]
     assert a.sent == c.sent  # the seed spreads the orders over partitions; the profile decides how many
@@ -110,7 +111,7 @@ def test_a_replayed_trace_drives_the_simulator(tmp_path: Path) -> None:
 
 def test_the_start_lead_sets_where_the_hpa_syncs_fall_against_the_burst() -> None:
     def first_scale_out(lead: float | None) -> float:
-        run = simulate(load_topology(), Burst(), "openfaas", SimConfig(lead_s=lead))
+        run = simulate(load_topology(), TALL, "openfaas", SimConfig(lead_s=lead))
         return next(s.t for s, d in zip(run.seconds, _desired(run, "score")) if d > 1)
 
     # Syncs every 15 s from the backend's start: at 13 s after a 2 s lead (the pod start delay), at 10.5 s after
@@ -124,7 +125,7 @@ def test_an_emulated_runs_recorded_clocks_put_the_hpa_and_kpa_on_its_phase() -> 
 
     def first_scale_out(backend: str, clock: dict[str, float]) -> float:
         config = SimConfig(lead_s=2.0, clocks={backend: {st: clock for st in stages}})
-        run = simulate(load_topology(), Burst(), backend, config)
+        run = simulate(load_topology(), TALL, backend, config)
         return next(s.t for s, d in zip(run.seconds, _desired(run, "score")) if d > 1)
 
     # OpenFaasBackend.control_clock: the HPA's next sync 12.2 s after the load's start, whatever the lead.
@@ -137,7 +138,7 @@ def test_an_emulated_runs_recorded_clocks_put_the_hpa_and_kpa_on_its_phase() -> 
 
 def test_an_emulated_runs_measured_data_plane_slows_the_replicas_their_start_and_the_transit() -> None:
     def run(**measured: object) -> SimRun:
-        return simulate(load_topology(), Burst(), "openfaas", SimConfig(lead_s=5.0, measured={"openfaas": measured}))
+        return simulate(load_topology(), TALL, "openfaas", SimConfig(lead_s=5.0, measured={"openfaas": measured}))
 
     def ready_at(r: SimRun) -> float:
         return next(s.t for s in r.seconds if next(g.ready for g in s.stages if g.stage == "score") > 1)
@@ -154,5 +155,5 @@ def test_an_emulated_runs_measured_data_plane_slows_the_replicas_their_start_and
     # A duel reads the generator's acknowledged count as last reported: 0.2 s old, 2 steps of orders fewer.
     aged = run(acked_age_s=0.2)
     assert all(a.acked <= p.acked for a, p in zip(aged.seconds, plain.seconds))
-    assert aged.seconds[12].acked == plain.seconds[12].acked - round(0.2 * Burst().rate(11.9))
+    assert aged.seconds[12].acked == plain.seconds[12].acked - round(0.2 * TALL.rate(11.9))
     assert aged.delivered == plain.delivered and aged.drained
