@@ -9,10 +9,11 @@ from pipeline.delivery.dispatcher import (
 )
 from pipeline.delivery.supervisor import Supervised
 from pipeline.delivery.offsets import OffsetTracker
+from pipeline.delivery.producer import RecordProducer
 from pipeline.delivery.retry import RetryPolicy
 from pipeline.delivery.sender import HttpSender, Route, RouteTimeout, SendResult
 
 __all__ = [
     "DispatcherConfig", "DispatcherCrashed", "DispatcherStats", "Handler", "HttpSender", "KafkaDispatcher", "OffsetTracker",
-    "Produce", "RetryPolicy", "Route", "RouteTimeout", "SendResult", "Supervised",
+    "Produce", "RecordProducer", "RetryPolicy", "Route", "RouteTimeout", "SendResult", "Supervised",
 ]

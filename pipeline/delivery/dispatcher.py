@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.delivery.offsets import OffsetTracker
+from pipeline.delivery.producer import RecordProducer
 from pipeline.events import KafkaRecord, poison_record
 from pipeline.kafka import KafkaSettings
 
@@ -25,9 +25,6 @@ log = logging.getLogger("lagduel.delivery")
 _IDLE_POLL_S = 0.001
 _IDLE_POLL_MAX_S = 0.02
 _RETRY_HANDLER_S = 0.5
-BROKER_MAX_MESSAGE_BYTES = 1_048_588
-"""The broker's `message.max.bytes` default (1 MiB + 12 bytes of batch overhead); the embedded broker keeps it.
-Producers take it as theirs, so a record the broker would take is never refused locally by librdkafka's 1,000,000."""
 PERMANENT_PRODUCE_ERRORS = frozenset({
     KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE, KafkaError.RECORD_LIST_TOO_LARGE,
     KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.INVALID_RECORD,
@@ -59,7 +56,8 @@ class DispatcherConfig:
     skip: Callable[[Message], bool] | None = None
     """Records this says yes to are handled at once with nothing to produce (a Trigger's filter), no task made."""
     producer: tuple[tuple[str, Any], ...] = ()
-    """librdkafka producer settings over the KafkaSettings ones, e.g. (("linger.ms", 0),)."""
+    """librdkafka settings over the KafkaSettings ones, e.g. (("linger.ms", 0),), of the producer the dispatcher
+    makes for itself when none is shared with it."""
     dead_letter_topic: str | None = None
     """Where a record goes that cannot be handled (handler failed `handler_attempts` times) or whose output
     cannot be produced (a permanent error, or `produce_attempts` transient ones). None: retry for ever."""
@@ -87,13 +85,11 @@ class DispatcherCrashed(RuntimeError):
     """The dispatcher died (a crashed pod): in-flight work dropped, nothing committed on the way out."""
 
 
-def _resolve(fut: asyncio.Future[KafkaError | None], err: KafkaError | None) -> None:
-    if not fut.done():
-        fut.set_result(err)
-
-
 class KafkaDispatcher:
-    def __init__(self, settings: KafkaSettings, config: DispatcherConfig, handler: Handler) -> None:
+    def __init__(self, settings: KafkaSettings, config: DispatcherConfig, handler: Handler,
+                 producer: RecordProducer | None = None) -> None:
+        """`producer`: one shared with other dispatchers and closed by its owner; None: the dispatcher makes
+        its own for each run (with `config.producer`'s settings) and closes it on the way out."""
         self.config = config
         self.stats = DispatcherStats()
         self._settings = settings.with_client_id(config.client_id)
@@ -105,13 +101,14 @@ class KafkaDispatcher:
         self._paused: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
+        self._shared = producer
+        self._producer: RecordProducer | None = producer
         self._waiter: asyncio.Future[None] | None = None
         self._crashed = False
         self.assignment: set[tuple[str, int]] = set()
         """Partitions assigned to this dispatcher now (its group has joined once this is non-empty)."""
         self.thread_ids: list[int] = []
-        """Native ids of the threads this dispatcher runs (its delivery-report pump), for CPU accounting."""
+        """Native ids of the threads this dispatcher runs (its own producer's report thread), for CPU accounting."""
 
     def stop(self) -> None:
         self._stopping.set()
@@ -129,14 +126,11 @@ class KafkaDispatcher:
 
     async def run(self) -> None:
         self._consumer = Consumer(self._settings.consumer(self.config.group, on_commit=self._on_commit))
-        self._producer = Producer(self._settings.producer(**{"message.max.bytes": BROKER_MAX_MESSAGE_BYTES,
-                                                             **dict(self.config.producer)}))
+        if self._shared is None:
+            self._producer = RecordProducer(self._settings, dict(self.config.producer))
+            self.thread_ids = self._producer.thread_ids
         self._consumer.subscribe(list(self.config.topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_revoke)
-        # Delivery reports are served by a thread blocked in poll(): the event loop wakes only when one arrives.
-        pumping = threading.Event()
-        pump = threading.Thread(target=self._pump_producer, args=(pumping,), name=f"{self.config.group}-acks", daemon=True)
-        pump.start()
         try:
             await self._consume_loop()
             if self._crashed:
@@ -147,10 +141,8 @@ class KafkaDispatcher:
         finally:
             if not self._crashed:
                 self._commit(sync=True)
-            pumping.set()
-            pump.join()
-            if not self._crashed:
-                self._producer.flush(10)
+            if self._shared is None and self._producer is not None:
+                self._producer.close(flush_s=0 if self._crashed else 10)
             self._consumer.close()
             self.assignment.clear()
 
@@ -314,28 +306,7 @@ class KafkaDispatcher:
 
     async def _produce(self, out: Produce) -> asyncio.Future[KafkaError | None]:
         assert self._producer is not None
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[KafkaError | None] = loop.create_future()
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:  # runs on the pump thread
-            loop.call_soon_threadsafe(_resolve, fut, err)
-
-        rec = out.record
-        while True:
-            try:
-                self._producer.produce(out.topic, rec.value, rec.key, headers=rec.headers, on_delivery=delivered)
-                return fut
-            except BufferError:  # local queue full: the pump thread drains it
-                await asyncio.sleep(0.01)
-            except KafkaException as exc:  # refused locally (e.g. _MSG_SIZE_TOO_LARGE): as a failed delivery
-                fut.set_result(exc.args[0])
-                return fut
-
-    def _pump_producer(self, stop: threading.Event) -> None:
-        assert self._producer is not None
-        self.thread_ids.append(threading.get_native_id())
-        while not stop.is_set():
-            self._producer.poll(0.05)
+        return await self._producer.produce(out.topic, out.record)
 
     # offsets -----------------------------------------------------------------
 

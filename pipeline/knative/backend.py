@@ -19,7 +19,7 @@ from typing import Any
 
 
 from pipeline.backends import LagSource, StageStatus, capacity_in_force
-from pipeline.delivery import HttpSender, Supervised
+from pipeline.delivery import HttpSender, RecordProducer, Supervised
 from pipeline.emulation import CpuMeter, await_started, measured_data_plane
 from pipeline.kafka import KafkaSettings, create_topics
 from pipeline.knative.manifests import kpa_annotations, source_group, trigger_group, trigger_name
@@ -61,6 +61,7 @@ class KnativeBackend:
         self.trigger_stats: dict[str, TriggerStats] = {}
         self.source: Supervised[KafkaSourceDispatcher] | None = None
         self._sender: HttpSender | None = None
+        self._ingress: RecordProducer | None = None
         self._rate: dict[str, deque[tuple[float, int]]] = {}
         self._cpu = CpuMeter()
 
@@ -83,12 +84,16 @@ class KnativeBackend:
                 self.revisions[st.name] = rev
                 await rev.start()
             self._sender = HttpSender(route=ServingRouter(self.revisions))
+            # The broker ingress (and the KafkaSink receiver it folds in): one producer for every write (§2.1).
+            self._ingress = RecordProducer(self.settings.with_client_id(f"kafka-broker-receiver-{self.namespace}"),
+                                           {"linger.ms": t.emulation.producer_linger_ms})
             for st in (*t.stages, None):
                 key = st.name if st else "output"
                 self.trigger_stats[key] = TriggerStats()
                 self.triggers[key] = Supervised(f"trigger {trigger_name(t, st)}", self._trigger_factory(st))
             self.source = Supervised(f"kafkasource {t.pipeline}",
-                                     lambda: KafkaSourceDispatcher(t, self.settings, self.namespace))
+                                     lambda: KafkaSourceDispatcher(t, self.settings, self.namespace,
+                                                                   producer=self._ingress))
             for sup in (self.source, *self.triggers.values()):
                 sup.start()
         except BaseException:
@@ -107,7 +112,7 @@ class KnativeBackend:
                 t, self.settings, name, trigger_group(self.namespace, name), st.input.type if st else t.output.type,
                 st, self._sender if st else None,
                 f"http://{st.name}.{self.namespace}.svc.cluster.local/" if st else None, self.namespace,
-                st or last, (st or last).delivery.ordering, stats=self.trigger_stats[key])
+                st or last, (st or last).delivery.ordering, stats=self.trigger_stats[key], producer=self._ingress)
         return make
 
     def _supervised(self) -> list[Supervised[Any]]:
@@ -117,6 +122,8 @@ class KnativeBackend:
         for sup in self._supervised():
             sup.stop()
         await asyncio.gather(*(sup.wait() for sup in self._supervised()), return_exceptions=True)
+        if self._ingress is not None:
+            await asyncio.to_thread(self._ingress.close)
         await asyncio.gather(*(r.stop() for r in self.revisions.values()), return_exceptions=True)
         if self._sender:
             await self._sender.aclose()
@@ -143,7 +150,8 @@ class KnativeBackend:
     def calibration(self) -> dict[str, float]:
         """Measured emulator overhead: CPU of the dispatchers and control plane (this process's event-loop thread
         and the dispatchers' delivery-report threads; not the replica processes) per event per stage hop."""
-        threads = [tid for sup in self._supervised() for w in sup.workers for tid in w.dispatcher.thread_ids]
+        threads = [*(self._ingress.thread_ids if self._ingress else ()),
+                   *(tid for sup in self._supervised() for w in sup.workers for tid in w.dispatcher.thread_ids)]
         stage_events = sum(s.processed for k, s in self.trigger_stats.items() if k != "output")
         revs = self.revisions.values()
         return {**self._cpu.calibration(threads, stage_events, len(self.topology.stages)),

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from pipeline import events
-from pipeline.delivery import DispatcherConfig, KafkaDispatcher, Produce
+from pipeline.delivery import DispatcherConfig, KafkaDispatcher, Produce, RecordProducer
 from pipeline.kafka import KafkaSettings
 from pipeline.knative.manifests import source_group, source_name
 from pipeline.topology import Topology
@@ -76,7 +76,7 @@ class KafkaSourceDispatcher:
     """One KafkaSource: its own consumer group on the input topic, ordered by default (knative.md §1.2)."""
 
     def __init__(self, topology: Topology, settings: KafkaSettings, namespace: str | None = None,
-                 ordering: str = "ordered") -> None:
+                 ordering: str = "ordered", producer: RecordProducer | None = None) -> None:
         self.topology = topology
         self.namespace = namespace or topology.namespace
         self.name = source_name(topology)
@@ -89,7 +89,7 @@ class KafkaSourceDispatcher:
                                   producer=(("linger.ms", topology.emulation.producer_linger_ms),),
                                   client_id=f"kafka-source-{self.name}",
                                   dead_letter_topic=topology.dead_letter_topic, stage="source")
-        self.dispatcher = KafkaDispatcher(settings, config, self._handle)
+        self.dispatcher = KafkaDispatcher(settings, config, self._handle, producer)
 
     async def run(self) -> None:
         await self.dispatcher.run()

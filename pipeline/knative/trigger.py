@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from confluent_kafka import Message
 
 from pipeline import events
-from pipeline.delivery import DispatcherConfig, HttpSender, KafkaDispatcher, Produce, RetryPolicy, SendResult
+from pipeline.delivery import (
+    DispatcherConfig, HttpSender, KafkaDispatcher, Produce, RecordProducer, RetryPolicy, SendResult,
+)
 from pipeline.delivery.binary import http_headers_of_record, record_of_http
 from pipeline.kafka import KafkaSettings
 from pipeline.topology import Stage, Topology
@@ -45,7 +47,8 @@ class TriggerDispatcher:
 
     def __init__(self, topology: Topology, settings: KafkaSettings, name: str, group: str, event_type: str,
                  stage: Stage | None, sender: HttpSender | None, subscriber_url: str | None, namespace: str,
-                 delivery_stage: Stage, ordering: str = "unordered", stats: TriggerStats | None = None) -> None:
+                 delivery_stage: Stage, ordering: str = "unordered", stats: TriggerStats | None = None,
+                 producer: RecordProducer | None = None) -> None:
         self.topology, self.name, self.event_type = topology, name, event_type
         self.stage, self.sender, self.url, self.namespace = stage, sender, subscriber_url, namespace
         self.policy = RetryPolicy.from_delivery(delivery_stage.delivery)
@@ -66,7 +69,7 @@ class TriggerDispatcher:
         # The types some Trigger of the pipeline subscribes to; only the output Trigger counts the others.
         self._routed = ({t.encode() for t in (topology.input.type, *(s.output.type for s in topology.stages))}
                         if stage is None else None)
-        self.dispatcher = KafkaDispatcher(settings, config, self._handle)
+        self.dispatcher = KafkaDispatcher(settings, config, self._handle, producer)
 
     async def run(self) -> None:
         await self.dispatcher.run()

@@ -30,7 +30,7 @@ from pipeline.autoscale.keda import ScaledObjectPolicy
 from pipeline.backends import LagSource, StageStatus, capacity_in_force
 from pipeline.broker.process import free_port
 from pipeline.kafka import KafkaSettings, OffsetReader
-from pipeline.delivery import HttpSender, Supervised
+from pipeline.delivery import HttpSender, RecordProducer, Supervised
 from pipeline.emulation import CpuMeter, await_started, measured_data_plane
 from pipeline.openfaas.connector import (
     THROTTLE_MAX_WAIT_S, ConnectorConfig, ConnectorMetrics, FunctionConnector, connector_group,
@@ -90,6 +90,7 @@ class OpenFaasBackend:
         self._server: uvicorn.Server | None = None
         self._client: httpx.AsyncClient | None = None
         self._sender: HttpSender | None = None
+        self._producer: RecordProducer | None = None
         self._cpu = CpuMeter()
 
     def starting_replicas(self, stage: str) -> int:
@@ -120,6 +121,10 @@ class OpenFaasBackend:
                                                        log_level="warning", access_log=False, lifespan="off"))
         self._tasks["gateway"] = asyncio.create_task(self._server.serve())
         self.gateway_url = f"http://127.0.0.1:{port}"
+        # The connectors are folded into this process, so they share one producer, as the Knative emulation's
+        # dispatchers share the broker ingress's: both backends produce alike.
+        self._producer = RecordProducer(self.settings.with_client_id(f"lagduel-connectors-{self.topology.pipeline}"),
+                                        {"linger.ms": self.topology.emulation.producer_linger_ms})
         try:
             await self._await_gateway()
             for st in self.topology.stages:
@@ -142,7 +147,7 @@ class OpenFaasBackend:
 
         def make() -> FunctionConnector:
             return FunctionConnector(self.settings, config, sender=self._sender, throttle=throttle,
-                                     metrics=self.connector_metrics[stage])
+                                     metrics=self.connector_metrics[stage], producer=self._producer)
         return make
 
     async def __aexit__(self, *exc: object) -> None:
@@ -152,6 +157,8 @@ class OpenFaasBackend:
         for sup in self.connectors.values():
             sup.stop()
         await asyncio.gather(*(sup.wait() for sup in self.connectors.values()), return_exceptions=True)
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.close)
         for r in self.replicas.values():
             await r.close()
         if self._server:
@@ -192,7 +199,8 @@ class OpenFaasBackend:
         """Measured emulator overhead: CPU of the connectors, the gateway and the control plane (this process's
         event-loop thread and the connectors' delivery-report threads; not the replica processes) per event per
         stage hop."""
-        threads = [tid for sup in self.connectors.values() for w in sup.workers for tid in w.dispatcher.thread_ids]
+        threads = [*(self._producer.thread_ids if self._producer else ()),
+                   *(tid for sup in self.connectors.values() for w in sup.workers for tid in w.dispatcher.thread_ids)]
         stage_events = sum(m.processed for m in self.connector_metrics.values())
         g = self.gateway
         hops = {st.name: (g.hop_s.get(st.name, 0.0) - g.hops.get(st.name, 0) * st.latency_s, g.hops.get(st.name, 0))

@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from pipeline import events
 from pipeline.delivery import (
-    DispatcherConfig, DispatcherStats, HttpSender, KafkaDispatcher, Produce, RetryPolicy, SendResult,
+    DispatcherConfig, DispatcherStats, HttpSender, KafkaDispatcher, Produce, RecordProducer, RetryPolicy, SendResult,
 )
 from pipeline.delivery.binary import http_headers_of_record, record_of_http
 from pipeline.delivery.retry import CONNECTOR_RETRYABLE
@@ -179,7 +179,7 @@ class FunctionConnector:
 
     def __init__(self, settings: KafkaSettings, config: ConnectorConfig, registry: CollectorRegistry | None = None,
                  sender: HttpSender | None = None, throttle: Throttle | None = None,
-                 metrics: ConnectorMetrics | None = None) -> None:
+                 metrics: ConnectorMetrics | None = None, producer: RecordProducer | None = None) -> None:
         self.config = config
         self._throttle = throttle
         self.metrics = metrics or ConnectorMetrics(config.stage.name, registry)
@@ -192,7 +192,7 @@ class FunctionConnector:
             group=config.group, topics=(stage.input.topic,), ordering=stage.delivery.ordering,
             max_in_flight=config.max_in_flight, commit_interval_s=config.commit_interval_s,
             client_id=f"lagduel-connector-{stage.name}", dead_letter_topic=config.dead_letter_topic, stage=stage.name,
-            producer=() if config.linger_ms is None else (("linger.ms", config.linger_ms),)), self.handle)
+            producer=() if config.linger_ms is None else (("linger.ms", config.linger_ms),)), self.handle, producer)
         if metrics is None:
             self.metrics.watch(lambda: self.dispatcher.stats)
 

@@ -17,7 +17,7 @@ from pipeline import events
 from pipeline.backends import Backend
 from pipeline.broker.maven import resolve_jars
 from pipeline.broker.process import EmbeddedKafka
-from pipeline.delivery.dispatcher import BROKER_MAX_MESSAGE_BYTES
+from pipeline.delivery.producer import BROKER_MAX_MESSAGE_BYTES
 from pipeline.kafka import KafkaSettings, OffsetReader
 from pipeline.orders import OrderFactory
 from pipeline.settings import read_environment
