@@ -203,6 +203,8 @@ class Emulation(_Frozen):
     commit_interval_s: float = Field(1.0, gt=0, le=60)
     producer_linger_ms: float = Field(0.0, ge=0, le=1000)
     """linger.ms of every dispatcher's and connector's producer."""
+    fetch_wait_ms: float = Field(25.0, ge=1, le=500)
+    """fetch.wait.max.ms of every dispatcher's and connector's consumer (fetch.min.bytes 64 KB)."""
     hops: Hops = Hops()
     knative: KnativeEmulation = KnativeEmulation()
     openfaas: OpenFaasEmulation = OpenFaasEmulation()

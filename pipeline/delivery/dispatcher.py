@@ -55,6 +55,8 @@ class DispatcherConfig:
     drain_timeout_s: float = 30.0
     skip: Callable[[Message], bool] | None = None
     """Records this says yes to are handled at once with nothing to produce (a Trigger's filter), no task made."""
+    consumer: tuple[tuple[str, Any], ...] = ()
+    """librdkafka consumer settings over the KafkaSettings ones, e.g. (("fetch.wait.max.ms", 25),)."""
     producer: tuple[tuple[str, Any], ...] = ()
     """librdkafka settings over the KafkaSettings ones, e.g. (("linger.ms", 0),), of the producer the dispatcher
     makes for itself when none is shared with it."""
@@ -125,7 +127,8 @@ class KafkaDispatcher:
             self._waiter.set_result(None)
 
     async def run(self) -> None:
-        self._consumer = Consumer(self._settings.consumer(self.config.group, on_commit=self._on_commit))
+        self._consumer = Consumer(self._settings.consumer(self.config.group, on_commit=self._on_commit,
+                                                          **dict(self.config.consumer)))
         if self._shared is None:
             self._producer = RecordProducer(self._settings, dict(self.config.producer))
             self.thread_ids = self._producer.thread_ids

@@ -206,6 +206,7 @@ class KnativeBackend:
             "backend": self.name, "namespace": self.namespace, "broker_topic": t.broker_topic,
             "source": {"ordering": "ordered", "group": source_group(self.namespace, t)},
             "pod_start_delay_s": emu.pod_start_delay_s, "commit_interval_s": emu.commit_interval_s,
+            "fetch_wait_ms": emu.fetch_wait_ms, "producer_linger_ms": emu.producer_linger_ms,
             "hops_ms": {"broker_ingress": emu.hops.broker_ingress_ms, "activator": emu.hops.activator_ms,
                         "queue_proxy": emu.hops.queue_proxy_ms},
             "real_http_hops_per_stage": 1,

@@ -86,6 +86,7 @@ class KafkaSourceDispatcher:
         config = DispatcherConfig(group=source_group(self.namespace, topology), topics=(topology.input.topic,),
                                   ordering=ordering,  # type: ignore[arg-type]
                                   commit_interval_s=topology.emulation.commit_interval_s,
+                                  consumer=(("fetch.wait.max.ms", topology.emulation.fetch_wait_ms),),
                                   producer=(("linger.ms", topology.emulation.producer_linger_ms),),
                                   client_id=f"kafka-source-{self.name}",
                                   dead_letter_topic=topology.dead_letter_topic, stage="source")

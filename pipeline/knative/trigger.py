@@ -61,6 +61,7 @@ class TriggerDispatcher:
         config = DispatcherConfig(group=group, topics=(topology.broker_topic,), ordering=ordering,  # type: ignore[arg-type]
                                   max_in_flight=topology.emulation.knative.trigger_max_in_flight,
                                   commit_interval_s=topology.emulation.commit_interval_s,
+                                  consumer=(("fetch.wait.max.ms", topology.emulation.fetch_wait_ms),),
                                   producer=(("linger.ms", topology.emulation.producer_linger_ms),),
                                   client_id=f"kafka-broker-dispatcher-{name}",
                                   skip=lambda msg: self._filtered(msg.headers()),

@@ -22,7 +22,7 @@ from aiokafka.errors import (
 
 from functions import STAGES, Emit, Rejected
 from pipeline import events
-from pipeline.delivery.dispatcher import BROKER_MAX_MESSAGE_BYTES
+from pipeline.delivery.producer import BROKER_MAX_MESSAGE_BYTES
 from pipeline.topology import Stage, Topology
 
 log = logging.getLogger("lagduel.native")

@@ -300,6 +300,7 @@ class OpenFaasBackend:
             "real_http_hops_per_stage": 1,
             "throttle": "after a 429 wait for a slot to free (at most %g s), up to 100 times" % THROTTLE_MAX_WAIT_S,
             "pod_start_delay_s": emu.pod_start_delay_s, "commit_interval_s": self.commit_interval_s,
+            "fetch_wait_ms": emu.fetch_wait_ms, "producer_linger_ms": emu.producer_linger_ms,
             "stages": {st.name: {"keda": st.keda.model_dump(), "min_replicas": st.min_replicas,
                                  "max_replicas": st.max_replicas, "initial_replicas": self.starting_replicas(st.name),
                                  "max_inflight": st.concurrency, "latency_ms": st.latency_ms,

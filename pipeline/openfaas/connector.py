@@ -61,6 +61,8 @@ class ConnectorConfig:
     timeout_s: float = 30.0
     linger_ms: float | None = None
     """The producer's linger.ms; None: the Kafka settings' own."""
+    fetch_wait_ms: float | None = None
+    """The consumer's fetch.wait.max.ms; None: the Kafka settings' own."""
 
     @classmethod
     def for_stage(cls, topology: Topology, stage: str, gateway_url: str, max_in_flight: int | None = None,
@@ -69,7 +71,7 @@ class ConnectorConfig:
         return cls(st, connector_group(topology, st), topology.dead_letter_topic, gateway_url.rstrip("/"),
                    max_in_flight or st.concurrency * st.max_replicas, commit_interval_s,
                    # §2: exec_timeout <= gateway upstream_timeout; wait for the function's own limit plus slack.
-                   st.timeout_s + 5.0, topology.emulation.producer_linger_ms)
+                   st.timeout_s + 5.0, topology.emulation.producer_linger_ms, topology.emulation.fetch_wait_ms)
 
     @property
     def function_url(self) -> str:
@@ -192,6 +194,7 @@ class FunctionConnector:
             group=config.group, topics=(stage.input.topic,), ordering=stage.delivery.ordering,
             max_in_flight=config.max_in_flight, commit_interval_s=config.commit_interval_s,
             client_id=f"lagduel-connector-{stage.name}", dead_letter_topic=config.dead_letter_topic, stage=stage.name,
+            consumer=() if config.fetch_wait_ms is None else (("fetch.wait.max.ms", config.fetch_wait_ms),),
             producer=() if config.linger_ms is None else (("linger.ms", config.linger_ms),)), self.handle, producer)
         if metrics is None:
             self.metrics.watch(lambda: self.dispatcher.stats)
