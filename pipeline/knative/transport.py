@@ -24,7 +24,8 @@ class ServingRouter:
         if revision is None:
             return 404, {}, f"no Knative Service {name!r}".encode()
         try:
-            reply = await asyncio.wait_for(revision.handle(dict(headers), body), timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout_s):  # no task per request, as wait_for would make
+                reply = await revision.handle(dict(headers), body)
+        except TimeoutError:
             raise RouteTimeout(f"no reply within {timeout_s} s") from None
         return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.body

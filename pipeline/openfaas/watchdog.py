@@ -141,8 +141,8 @@ class Watchdog:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # lower-case (ASGI)
             event = Event(body, headers, scope["method"], QueryParams(scope["query_string"]), scope["path"])
             try:
-                timeout = self.config.exec_timeout_s or None  # 0 disables the timeout
-                status, headers, body = await asyncio.wait_for(self.function.call(event), timeout)
+                async with asyncio.timeout(self.config.exec_timeout_s or None):  # 0 disables the timeout
+                    status, headers, body = await self.function.call(event)
             except TimeoutError:
                 return await _reply(send, 504, [(b"x-openfaas-internal", b"of-watchdog"), _TEXT],
                                     f"Function exceeded exec_timeout of {self.config.exec_timeout_s:g}s".encode())
