@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,11 +178,25 @@ def scenario_of(folder: Path) -> Scenario:
         if e2e is not None:
             measured[b]["baseline_e2e_s"] = e2e
         measured[b]["acked_age_s"] = DUEL_ACKED_AGE_S
+        phase = sample_phase_s(folder, b)
+        if phase is not None:
+            measured[b]["sample_phase_s"] = phase
     return Scenario(profile, Topology.model_validate(m["topology"]),
                     tuple(b for b in dict.fromkeys(b for _, b in m.get("order", []))), int(m["seed"]),
                     float(m.get("invalid_share", 0.1)), float(m.get("drain_timeout_s", 180.0)),
                     float(m.get("settle_s", 45.0)), waits[len(waits) // 2] if waits else None, clocks or None,
                     measured or None, parse_keys(m.get("keys", "uniform")))
+
+
+def sample_phase_s(folder: Path, backend: str) -> float | None:
+    """Where in each second of the load's clock the run's sampler read (the most common tenth of a second of its
+    sample times: the sampler ticks every second from wherever the start line left it, drifting a little)."""
+    try:
+        rows = json.loads((folder / "series" / f"{backend}.json").read_text())["samples"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+    tenths = Counter(round(float(r["t"]) % 1.0 * 10) % 10 for r in rows if float(r["t"]) >= 0)
+    return tenths.most_common(1)[0][0] / 10 if tenths else None
 
 
 def baseline_e2e_s(folder: Path, backend: str, until_s: float) -> float | None:

@@ -8,7 +8,7 @@ group's partitions (minus the first stage's rejections, which go to the dead-let
 each group's handled prefix of half an `emulation.commit_interval_s` ago (the average over the commit timer's
 unknown phase). The control planes (`load.sim.controllers`)
 run the pure policies on the same clock at their own periods (1 s KPA observations, 2 s ticks, the
-KEDA/HPA control tick). Samples are taken every second, as the duel's sampler does. Work per step is
+KEDA/HPA control tick). Samples are taken every second, as the duel's sampler does (at its phase, `--like`). Work per step is
 O(partitions) numpy for each busy group, and never depends on the event rate: 80,000 ev/s cost what
 10 ev/s cost.
 
@@ -186,12 +186,15 @@ def simulate(topology: Topology, profile: Profile, backend: Backend, config: Sim
     extra_s = max(float(measured.get("baseline_e2e_s") or 0.0) - sum(m.transit_s for m in models), 0.0)
     books = _Books(delay_steps=round(extra_s / dt),
                    acked_age_steps=round(float(measured.get("acked_age_s") or 0.0) / dt))
+    # Samples every second from the load's start, or at an emulated run's own phase (its sampler's first tick
+    # lands where the start line left it): a time to recover read on another grid is up to 1 s off by sampling.
+    phase_steps = round(float(measured.get("sample_phase_s") or 0.0) / dt) % per_second
     drained_at: float | None = None
     stop_at: float | None = None
     k = 0
     while True:
         now = (k - lead_steps) * dt
-        if k >= lead_steps and (k - lead_steps) % per_second == 0:
+        if k >= lead_steps + phase_steps and (k - lead_steps - phase_steps) % per_second == 0:
             t = round(now, 6)
             sample = _sample(t, queues, controls, first_stage, books, sent_by, dt, timelines, bounds,
                              seconds[-1] if seconds else None)

@@ -59,7 +59,8 @@ class SimConfig:
     measured: Mapping[str, Mapping[str, Any]] | None = None
     """Per backend, what an emulated run's data plane measured beyond the modeled numbers (its calibration's
     `pod_start_s` and per-stage `replica_hop_ms`, `pipeline.emulation.measured_data_plane`): `simulate --like`
-    runs the same pod start and adds the real HTTP hop to each replica's slot time, as the emulation pays them."""
+    runs the same pod start and adds the real HTTP hop to each replica's slot time, as the emulation pays them;
+    and samples at the run's own phase in each second (`sample_phase_s`), so both read recovery on one grid."""
 
     def __post_init__(self) -> None:
         ratio = self.step_s / PROFILE_GRID_S

@@ -69,6 +69,29 @@ def test_like_reads_each_backends_measured_data_plane(tmp_path: Path) -> None:
     assert measured["openfaas"]["replica_hop_ms"] == {"score": 5.5}
     # The sink's per-second maximum end-to-end time before the burst (at 10 s): the simulation's own transit.
     assert 0.05 < measured["openfaas"]["baseline_e2e_s"] < 0.2
+    assert measured["openfaas"]["sample_phase_s"] == 0.0  # a simulation samples at whole seconds
+
+
+def test_like_samples_at_the_phase_the_run_sampled_at(tmp_path: Path) -> None:
+    run = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "a"), "--backends", "openfaas",
+                                    "--profile", "burst", "--settle", "0"])
+    assert run.exit_code == 0, run.output
+    folder = Path(run.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["settings_in_force"]["openfaas"]["calibration"] = {"pod_start_s": 2.0}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    # An emulated sampler's ticks: 0.786 s into each second, give or take its drift.
+    path = folder / "series" / "openfaas.json"
+    series = json.loads(path.read_text())
+    for i, row in enumerate(series["samples"]):
+        row["t"] = round(row["t"] + 0.786 + (0.04 if i % 7 == 0 else 0.0), 3)
+    path.write_text(json.dumps(series))
+    assert scenario_of(folder).measured["openfaas"]["sample_phase_s"] == 0.8  # type: ignore[index]
+    again = CliRunner().invoke(main, ["simulate", "--out", str(tmp_path / "b"), "--like", str(folder)])
+    assert again.exit_code == 0, again.output
+    copy = Path(again.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    times = sorted({r["t"] for r in json.loads((copy / "series" / "openfaas.json").read_text())["samples"]})
+    assert times[:3] == [0.8, 1.8, 2.8] and all(round(t % 1, 6) == 0.8 for t in times)
 
 
 def test_like_draws_the_keys_the_run_drew_unless_told_otherwise(tmp_path: Path) -> None:
