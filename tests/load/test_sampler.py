@@ -100,3 +100,26 @@ def test_offsets_read_in_chunks_by_partition(kafka_settings: KafkaSettings, uniq
     assert stage.partition_committed == (None, 2, None, None, 12)
     assert all(type(x) is int for x in stage.partition_lag if x is not None)
 
+
+
+def test_reads_again_while_leadership_is_stale_for_the_request_or_a_partition() -> None:
+    from types import SimpleNamespace
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    ok = [SimpleNamespace(error=None, offset=7)]
+    epoch = [SimpleNamespace(error=KafkaError(KafkaError.UNKNOWN_LEADER_EPOCH), offset=-1)]
+    answers: list = [KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)), epoch, ok]
+
+    def read() -> list:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert offsets.until_leaders_known(read, time.monotonic() + 5, pause_s=0) is ok and not answers
+    # Past the deadline the stale answer is returned (the caller raises it); other errors are never retried.
+    assert offsets.until_leaders_known(lambda: epoch, time.monotonic() - 1, pause_s=0) is epoch
+    answers = [KafkaException(KafkaError(KafkaError._TIMED_OUT)), ok]
+    with pytest.raises(KafkaException):
+        offsets.until_leaders_known(read, time.monotonic() + 5, pause_s=0)
