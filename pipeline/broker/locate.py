@@ -149,9 +149,9 @@ def _docker_kafka(env: Environment) -> Kafka | None:
         docker.from_env().ping()
     except Exception:  # no SDK, no socket, no engine: this option is simply not there
         return None
-    from pipeline.broker.process import free_port
+    from pipeline.broker.process import free_ports
 
-    port, controller = free_port(), free_port()
+    port, controller = free_ports(2)
     container = (
         DockerContainer(f"apache/kafka:{env.kafka_version}")
         .with_bind_ports(9092, port)

@@ -7,6 +7,7 @@ on 127.0.0.1 ports picked free at start.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -65,9 +66,17 @@ def new_cluster_id() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: all are bound at once before any is released (one bind-and-close after another
+    may be handed the same port twice, and a broker given it for both listeners refuses to start)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 @dataclass
@@ -113,7 +122,7 @@ class EmbeddedKafka:
     def _start_once(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port, self.controller_port = free_port(), free_port()
+        self.port, self.controller_port = free_ports(2)
         props = self.workdir / "server.properties"
         props.write_text(_SERVER_PROPERTIES.format(port=self.port, controller=self.controller_port, data=self.data_dir))
         log4j = self.workdir / "log4j2.properties"

@@ -12,7 +12,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+
+from pipeline.broker.process import free_port, free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "lagduel-test-admin-token"
@@ -61,12 +62,6 @@ def build() -> Path:
     if done.returncode != 0:
         raise ControlPlaneError(f"make controlplane failed:\n{done.stderr[-3000:]}")
     return where
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def await_condition(what: str, check: Callable[[], bool], timeout_s: float,
@@ -137,7 +132,7 @@ class ControlPlane:
             raise
 
     def _start(self) -> None:
-        etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+        etcd_port, peer_port, api_port = free_ports(3)  # distinct: bound together
         etcd = f"http://127.0.0.1:{etcd_port}"
         self._spawn("etcd", "--data-dir", str(self.run / "etcd"), "--listen-client-urls", etcd,
                     "--advertise-client-urls", etcd, "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",

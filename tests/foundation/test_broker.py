@@ -87,10 +87,16 @@ def test_a_port_clash_is_named(tmp_path: Path, libs: Path, monkeypatch: pytest.M
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = iter([port, broker_process.free_port()])  # the broker port is taken, the controller's free
-        monkeypatch.setattr(broker_process, "free_port", lambda: next(ports))
+        ports = [port, broker_process.free_port()]  # the broker port is taken, the controller's free
+        monkeypatch.setattr(broker_process, "free_ports", lambda n: ports)
         with pytest.raises(BrokerError, match="port clash"):
             EmbeddedKafka(libs, tmp_path, start_timeout_s=60).start(attempts=1)
+
+
+def test_free_ports_are_distinct() -> None:
+    for _ in range(50):
+        ports = broker_process.free_ports(4)
+        assert len(set(ports)) == 4 and all(p > 0 for p in ports)
 
 
 def test_an_explicit_bootstrap_wins(tmp_path: Path) -> None:
